@@ -1,0 +1,11 @@
+"""ganforge: train, evaluate and apply generative adversarial networks."""
+
+from ganforge import models  # noqa: F401  (registers the model families)
+from ganforge.config import RunConfig, load_config
+from ganforge.errors import GanforgeError
+from ganforge.generator import LoadedGenerator, load
+from ganforge.train import Run, resume, train
+
+__version__ = "0.1.0"
+__all__ = ["GanforgeError", "LoadedGenerator", "Run", "RunConfig", "load", "load_config",
+           "resume", "train", "__version__"]

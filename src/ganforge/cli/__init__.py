@@ -1,0 +1,1 @@
+"""Command-line face of ganforge (argument parsing only; the logic lives below)."""

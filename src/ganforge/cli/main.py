@@ -1,0 +1,182 @@
+"""``ganforge`` command line: train, sample, info."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+
+from ganforge.errors import GanforgeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, sample and inspect GANs. Add --debug for tracebacks.")
+_state = {"debug": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@app.callback()
+def _global(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False
+            ) -> None:
+    _state["debug"] = debug or bool(os.environ.get("GANFORGE_DEBUG"))
+
+
+def user_errors(fn: F) -> F:
+    """Print GanforgeErrors as one paragraph and exit non-zero (traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GanforgeError as err:
+            if _state["debug"]:
+                traceback.print_exc()
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; resume with `ganforge train --resume RUN_DIR`.", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    from ganforge.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. --set model_options.z_dim=64), "
+                              f"got '{item}'.")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+@user_errors
+def train(
+    data: Annotated[str | None, typer.Option(help="Data source: digits, mnist[:DIR], "
+                                             "folder:PATH, npz:PATH, ring, grid.")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Total training steps.")] = None,
+    out: Annotated[str | None, typer.Option(help="Folder that receives the run dir.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (strict).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Run directory to continue.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Image side in pixels.")] = None,
+    loss: Annotated[str | None, typer.Option(
+        help="minimax, nonsaturating, lsgan, wgan-gp or hinge.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu (default), cuda, cuda:N.")] = None,
+    conditional: Annotated[bool | None, typer.Option(
+        "--conditional/--unconditional", help="Condition on the data's labels.")] = None,
+    skip_bad: Annotated[bool | None, typer.Option(
+        "--skip-bad", help="Skip unreadable image files (they are counted).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Any config key, dotted: --set g_optim.lr=1e-4.")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+) -> None:
+    """Train a GAN; a run directory with samples, metrics and checkpoints appears."""
+    import ganforge as gf
+    from ganforge.errors import ConfigError
+
+    flags = {"data": data, "model": model, "steps": steps, "out": out, "seed": seed,
+             "batch_size": batch_size, "resolution": resolution, "loss": loss,
+             "device": device, "conditional": conditional, "skip_bad": skip_bad,
+             "progress": progress}
+    given = {k: v for k, v in flags.items() if v is not None}
+    given |= _parse_set(set_ or [])
+    if resume is not None:
+        extra = sorted(set(given) - {"steps", "progress"}) + (["config"] if config else [])
+        if extra:
+            raise ConfigError(f"--resume continues a run with its saved config.yaml; only "
+                              f"--steps may change. Drop: {', '.join(extra)}.")
+        run = gf.resume(resume, steps=given.get("steps"), progress=given.get("progress"))
+    else:
+        cfg = gf.load_config(config, given)
+        run = gf.train(cfg)
+    typer.echo(f"run directory: {run.dir}")
+
+
+@app.command()
+@user_errors
+def sample(
+    source: Annotated[Path, typer.Argument(help="Run directory or exported .safetensors.")],
+    n: Annotated[int, typer.Option(help="Number of samples.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the latents.")] = 0,
+    out: Annotated[Path, typer.Option(help="A .png grid, a folder (one PNG per image) or "
+                                           "a .npz of raw values.")] = Path("samples.png"),
+    labels: Annotated[str | None, typer.Option(
+        help="Class labels for conditional models: '3' or '0,1,2' (tiled to --n).")] = None,
+    nrow: Annotated[int | None, typer.Option(help="Images per grid row.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Draw samples from a trained generator."""
+    import numpy as np
+
+    import ganforge as gf
+    from ganforge.checkpoint import atomic_write_bytes
+    from ganforge.errors import ConfigError
+    from ganforge.train.run import pick_device
+    from ganforge.visual import save_grid, save_images, save_scatter
+
+    label_list = None
+    if labels:
+        try:
+            label_list = [int(v) for v in labels.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--labels must be integers separated by commas, got "
+                              f"'{labels}'.") from None
+    g = gf.load(source, device=pick_device(device))
+    x = g.sample(n, seed=seed, labels=label_list)
+    if out.suffix == ".npz":
+        import io
+
+        buf = io.BytesIO()
+        y = g.make_labels(n, label_list)
+        np.savez(buf, x=x.numpy(), **({} if y is None else {"y": y.numpy()}))
+        atomic_write_bytes(out, buf.getvalue())
+    elif out.suffix == ".png":
+        if g.kind == "image":
+            save_grid(out, x, nrow=nrow)
+        else:
+            save_scatter(out, x, title=f"{n} samples, seed {seed}")
+    elif g.kind == "image":
+        save_images(out, x)
+    else:
+        raise ConfigError("Points cannot be written one file per sample; use --out x.png "
+                          "(scatter plot) or --out x.npz.")
+    typer.echo(f"wrote {n} samples to {out}")
+
+
+@app.command()
+@user_errors
+def info(
+    source: Annotated[Path, typer.Argument(help="Run directory or exported .safetensors.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show model, config, step, data and latest metrics of a run or file."""
+    from ganforge.summary import describe
+
+    summary = describe(source)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(yaml.safe_dump(summary, sort_keys=False).rstrip())
+
+
+def main() -> None:
+    """Entry point of the ``ganforge`` script."""
+    app(prog_name="ganforge")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

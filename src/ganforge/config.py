@@ -1,0 +1,156 @@
+"""Typed, strict run configuration.
+
+Every key is validated; unknown keys are errors. A run's resolved configuration is
+written to ``config.yaml`` in its run directory and is enough to reproduce it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ganforge.errors import ConfigError
+
+LossName = Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"]
+
+
+class StrictModel(BaseModel):
+    """Base for every config: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class OptimConfig(StrictModel):
+    """Adam settings for one network."""
+
+    lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError("both betas must lie in [0, 1)")
+        return v
+
+
+class RunConfig(StrictModel):
+    """Everything that defines a training run."""
+
+    data: str = "digits"
+    model: str = "dcgan"
+    recipe: Literal["gan"] = "gan"
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+    out: str = "runs"
+    device: str = "cpu"
+
+    # data
+    resolution: int = Field(32, ge=1, description="side of the square training images")
+    channels: int | None = Field(None, ge=1, le=4, description="None: the source's own")
+    conditional: bool = Field(False, description="condition G and D on the source's labels")
+    split: Literal["all", "train", "test"] = "all"
+    skip_bad: bool = False
+    data_seed: int = Field(0, description="seed for generated sources (ring, grid)")
+
+    # model: validated by the model's own typed config
+    model_options: dict[str, Any] = Field(default_factory=dict)
+
+    # objective
+    loss: LossName = "nonsaturating"
+    n_critic: int = Field(1, ge=1, description="D steps per G step")
+    r1_gamma: float = Field(0.0, ge=0, description="R1 penalty weight (0 = off)")
+    gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight for wgan-gp")
+    g_optim: OptimConfig = Field(default_factory=OptimConfig)
+    d_optim: OptimConfig = Field(default_factory=OptimConfig)
+    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant", description="decay of both learning rates to 0 at the last step")
+    ema_kimg: float = Field(10.0, ge=0, description="EMA half-life in thousands of images "
+                            "(as in StyleGAN); 0 disables the EMA generator")
+    ema_start: int = Field(0, ge=0, description="step from which EMA averaging starts")
+
+    @property
+    def ema_decay(self) -> float:
+        """Per-step EMA decay that halves the weight of a step after ``ema_kimg``k images."""
+        if self.ema_kimg == 0:
+            return 0.0
+        return 0.5 ** (self.batch_size / (self.ema_kimg * 1000.0))
+
+    # bookkeeping
+    log_every: int = Field(25, ge=1)
+    sample_every: int = Field(500, ge=0, description="0: only at the end")
+    checkpoint_every: int = Field(500, ge=0, description="0: only at the end")
+    keep_checkpoints: int = Field(3, ge=1)
+    grid_size: int = Field(64, ge=1, le=1024, description="images in each sample grid")
+    progress: bool = True
+    deterministic: bool = True
+
+
+def format_validation_error(err: ValidationError, where: str) -> str:
+    """Turn a pydantic error into one readable paragraph."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        else:
+            parts.append(f"'{loc}': {e['msg']} (got {e.get('input')!r})")
+    return f"Invalid configuration in {where}: " + "; ".join(parts) + "."
+
+
+def validate_config(data: dict[str, Any], where: str = "the configuration") -> RunConfig:
+    """Validate a plain dict into a :class:`RunConfig`, raising :class:`ConfigError`."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        valid = ", ".join(RunConfig.model_fields)
+        raise ConfigError(format_validation_error(err, where) + f" Valid keys: {valid}.") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with clear errors for missing files and bad syntax."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file {p} does not exist; check the path given to --config.")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Config file {p} is not valid YAML: {err}. Fix the syntax.") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"Config file {p} must hold a mapping of keys to values, "
+                          f"not a {type(loaded).__name__}.")
+    return loaded
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None
+                ) -> RunConfig:
+    """Load a YAML config (optional) and apply overrides (flags win)."""
+    data: dict[str, Any] = read_yaml(path) if path else {}
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    return validate_config(data, str(path) if path else "the given options")
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict, creating sub-dicts as needed."""
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"Cannot set '{key}': '{part}' is not a mapping.")
+        node = child
+    node[last] = value
+
+
+def dump_config(config: RunConfig) -> str:
+    """The YAML text written as a run's ``config.yaml``."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

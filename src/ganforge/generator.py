@@ -1,0 +1,127 @@
+"""Loading exported generators and sampling from them (``ganforge.load``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganforge.checkpoint import read_generator_file
+from ganforge.errors import CheckpointError, ConfigError, GanforgeError
+from ganforge.models.base import Generator
+from ganforge.registry import get_model
+
+EXPORT_NAME = "generator.safetensors"
+LabelsArg = int | Sequence[int] | torch.Tensor | None
+
+
+def resolve_generator_path(path: str | Path) -> Path:
+    """A run directory means its exported generator; a file is taken as is."""
+    p = Path(path)
+    if p.is_dir():
+        f = p / EXPORT_NAME
+        if not f.exists():
+            raise CheckpointError(f"Run directory {p} has no {EXPORT_NAME} yet; it is written "
+                                  "at the first checkpoint. Wait for one or pass a file.")
+        return f
+    return p
+
+
+class LoadedGenerator:
+    """A generator built from the registry plus its metadata, ready to sample."""
+
+    def __init__(self, module: Generator, model: str, config: dict[str, Any],
+                 info: dict[str, Any], path: Path | None = None) -> None:
+        self.module = module.eval()
+        self.model = model
+        self.config = config
+        self.info = info
+        self.path = path
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.module.num_classes
+
+    @property
+    def kind(self) -> str:
+        return self.module.kind
+
+    @property
+    def z_dim(self) -> int:
+        return self.module.z_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def to(self, device: str | torch.device) -> LoadedGenerator:
+        self.module.to(device)
+        return self
+
+    def make_labels(self, n: int, labels: LabelsArg) -> torch.Tensor | None:
+        """Expand an int or a list (tiled cyclically to n) into a label tensor."""
+        if labels is None:
+            if self.num_classes is None:
+                return None
+            return torch.arange(n) % self.num_classes
+        if self.num_classes is None:
+            raise ConfigError("This generator is unconditional; drop the labels.")
+        t = torch.as_tensor([labels] if isinstance(labels, int) else labels, dtype=torch.long)
+        t = t.flatten()
+        if t.numel() == 0:
+            raise ConfigError("Labels are empty; give at least one class index.")
+        if t.min() < 0 or t.max() >= self.num_classes:
+            raise ConfigError(f"Labels must lie in 0..{self.num_classes - 1} for this "
+                              f"generator; got {t.tolist()[:10]}.")
+        return t.repeat((n + t.numel() - 1) // t.numel())[:n]
+
+    @torch.inference_mode()
+    def sample(self, n: int, seed: int | None = None, labels: LabelsArg = None,
+               generator: torch.Generator | None = None, batch_size: int = 256) -> torch.Tensor:
+        """``n`` samples: images in [-1, 1] NCHW, or points N x D. Seeded draws are
+        identical on every device (latents are drawn on the CPU)."""
+        if n < 1:
+            raise ConfigError(f"Number of samples must be at least 1, got {n}.")
+        if generator is None:
+            generator = torch.Generator()
+            generator.manual_seed(seed if seed is not None else torch.seed())
+        z = self.module.sample_latents(n, generator=generator)
+        y = self.make_labels(n, labels)
+        out = []
+        for i in range(0, n, batch_size):
+            zb = z[i:i + batch_size].to(self.device)
+            yb = None if y is None else y[i:i + batch_size].to(self.device)
+            out.append(self.module(zb, yb).float().cpu())
+        return torch.cat(out)
+
+    def __repr__(self) -> str:
+        return (f"LoadedGenerator(model={self.model!r}, kind={self.kind!r}, "
+                f"z_dim={self.z_dim}, num_classes={self.num_classes}, path={self.path})")
+
+
+def build_generator(model: str, config: dict[str, Any]) -> Generator:
+    """Build an (untrained) generator from its registry name and config."""
+    spec = get_model(model)
+    return spec.build_generator(spec.make_config(config))
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """Load a generator from a run directory or an exported ``.safetensors`` file."""
+    file = resolve_generator_path(path)
+    tensors, info = read_generator_file(file)
+    model, config = info.pop("model"), info.pop("config", None)
+    if not isinstance(model, str) or not isinstance(config, dict):
+        raise CheckpointError(f"{file} metadata lacks a model name or config.")
+    try:
+        module = build_generator(model, config)
+    except GanforgeError as err:
+        raise CheckpointError(f"{file} names a model ganforge cannot build: {err}") from None
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        msg = str(err).splitlines()[0]
+        raise CheckpointError(f"{file} does not match the '{model}' architecture in its own "
+                              f"metadata ({msg}). The file is damaged or was edited.") from None
+    return LoadedGenerator(module.to(device), model, config, info, file)

@@ -1,0 +1,60 @@
+"""Adversarial objectives and regularizers as small functions of logits and tensors.
+
+Each objective gives the discriminator loss from real/fake logits and the generator
+loss from fake logits; all return scalar means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+Logits = torch.Tensor
+
+
+def d_loss(kind: str, real: Logits, fake: Logits) -> torch.Tensor:
+    """Discriminator loss for objective ``kind``."""
+    if kind in ("minimax", "nonsaturating"):  # -log D(x) - log(1 - D(G(z)))
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if kind == "lsgan":  # Mao et al.: a=0 (fake), b=1 (real)
+        return 0.5 * ((real - 1).square().mean() + fake.square().mean())
+    if kind == "wgan-gp":
+        return fake.mean() - real.mean()
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    raise ValueError(f"unknown objective '{kind}'")
+
+
+def g_loss(kind: str, fake: Logits) -> torch.Tensor:
+    """Generator loss for objective ``kind``."""
+    if kind == "minimax":  # minimise log(1 - D(G(z))) (saturating)
+        return -F.softplus(fake).mean()
+    if kind == "nonsaturating":  # minimise -log D(G(z))
+        return F.softplus(-fake).mean()
+    if kind == "lsgan":  # c=1
+        return 0.5 * (fake - 1).square().mean()
+    if kind in ("wgan-gp", "hinge"):
+        return -fake.mean()
+    raise ValueError(f"unknown objective '{kind}'")
+
+
+def r1_penalty(real_logits: Logits, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al., 2018): E ||grad_x D(x)||^2 on real data (needs real.requires_grad).
+
+    Multiply by gamma / 2 for the usual weighting.
+    """
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.square().flatten(1).sum(1).mean()
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], Logits], real: torch.Tensor,
+                     fake: torch.Tensor, generator: torch.Generator | None = None
+                     ) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al., 2017): E (||grad D(x_hat)|| - 1)^2 on random interpolates."""
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    alpha = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).square().mean()

@@ -1,0 +1,37 @@
+"""The recipe protocol: one training method's step, driven by the generic Trainer."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ganforge.errors import NonFiniteError
+from ganforge.train.stream import DataStream
+
+
+class Recipe(Protocol):
+    """What the Trainer needs from a training method."""
+
+    def train_step(self, step: int, stream: DataStream) -> dict[str, torch.Tensor]:
+        """Run one step; return scalar tensors to log. Raise NonFiniteError on NaN/Inf."""
+        ...
+
+    def export_generator(self) -> nn.Module:
+        """A copy of the generator to sample from and export (e.g. EMA weights)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def check_finite(what: str, step: int, **values: torch.Tensor) -> None:
+    """Raise NonFiniteError naming the first NaN/Inf value (one sync for all values)."""
+    stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
+    if bool(torch.isfinite(stacked).all()):
+        return
+    bad = ", ".join(f"{k}={v.item():.4g}" for k, v in values.items())
+    raise NonFiniteError(f"Training diverged at step {step}: the {what} update produced a "
+                         f"non-finite value ({bad}); that update was not applied.")

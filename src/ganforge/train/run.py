@@ -1,0 +1,151 @@
+"""Starting and resuming runs: config resolution, data, models, the run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from ganforge.checkpoint import atomic_write_text
+from ganforge.config import RunConfig, dump_config, read_yaml, validate_config
+from ganforge.data import DataBundle, load_source, source_short_name
+from ganforge.errors import ConfigError
+from ganforge.registry import ModelSpec, get_model
+from ganforge.train import rundir
+from ganforge.train.gan import GANRecipe
+from ganforge.train.trainer import Trainer
+
+
+@dataclass
+class Run:
+    """A finished (or stopped) run: its directory, resolved config and last step."""
+
+    dir: Path
+    config: RunConfig
+    step: int
+
+    def load_generator(self, device: str = "cpu") -> Any:
+        from ganforge.generator import load
+
+        return load(self.dir, device=device)
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        return rundir.read_metrics(self.dir)
+
+
+def pick_device(name: str) -> torch.device:
+    """Validate the configured device."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"Unknown device '{name}'; use cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available to this "
+                          "PyTorch build; use --device cpu.")
+    return device
+
+
+def _model_options(config: RunConfig, spec: ModelSpec, derived: dict[str, Any]
+                   ) -> dict[str, Any]:
+    options = dict(config.model_options)
+    for key, value in derived.items():
+        if key not in spec.config_cls.model_fields:
+            continue
+        if key in options and options[key] != value:
+            raise ConfigError(f"model_options.{key}={options[key]!r} contradicts the data/run "
+                              f"settings ({key}={value!r}); remove it from model_options.")
+        options[key] = value
+    if config.loss == "wgan-gp" and "d_norm" in spec.config_cls.model_fields:
+        if options.get("d_norm", "batch") == "batch" and "d_norm" in config.model_options:
+            raise ConfigError("WGAN-GP penalises per-sample gradients, which BatchNorm in the "
+                              "discriminator mixes; set model_options.d_norm: none.")
+        options.setdefault("d_norm", "none")
+    return options
+
+
+def check_model(config: RunConfig) -> ModelSpec:
+    """Fail fast (before loading data) on unknown models or impossible sizes."""
+    spec = get_model(config.model)
+    early = {"resolution": config.resolution} if spec.kind == "image" else {}
+    spec.make_config(_model_options(config, spec, early))
+    return spec
+
+
+def resolve(config: RunConfig, data: DataBundle) -> tuple[RunConfig, ModelSpec, BaseModel]:
+    """Fill model options from the data (size, channels, classes) and validate them."""
+    spec = get_model(config.model)
+    if spec.kind != data.kind:
+        hint = "mlp" if data.kind == "points" else "dcgan"
+        raise ConfigError(f"Model '{config.model}' trains on {spec.kind} data but '{data.spec}' "
+                          f"gives {data.kind}; use --model {hint} or another data source.")
+    num_classes = None
+    if config.conditional:
+        if data.num_classes is None:
+            raise ConfigError(f"conditional: true needs labels, but '{data.spec}' has none; "
+                              "drop --conditional or use labelled data.")
+        num_classes = data.num_classes
+    derived: dict[str, Any] = {"num_classes": num_classes}
+    if data.kind == "image":
+        derived |= {"resolution": data.resolution, "channels": data.channels}
+    else:
+        derived["data_dim"] = data.sample_shape[0]
+    model_cfg = spec.make_config(_model_options(config, spec, derived))
+    resolved = config.model_copy(update={"model_options": model_cfg.model_dump(mode="json")})
+    return resolved, spec, model_cfg
+
+
+def load_data(config: RunConfig) -> DataBundle:
+    return load_source(config.data, resolution=config.resolution, channels=config.channels,
+                       skip_bad=config.skip_bad, split=config.split, seed=config.data_seed)
+
+
+def _build(config: RunConfig, run_dir: Path, data: DataBundle) -> Trainer:
+    resolved, spec, model_cfg = resolve(config, data)
+    device = pick_device(resolved.device)
+    torch.manual_seed(resolved.seed)
+    torch.use_deterministic_algorithms(resolved.deterministic, warn_only=True)
+    recipe = GANRecipe(resolved, spec, model_cfg, device)
+    meta = {"data": {"spec": data.spec, "name": data.name, "kind": data.kind,
+                     "num_classes": data.num_classes}, "run": run_dir.name}
+    return Trainer(resolved, run_dir, recipe, data, device, meta)
+
+
+def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) -> Run:
+    """Train a GAN from a config (or keyword overrides) in a new run directory."""
+    if isinstance(config, RunConfig):
+        config = config.model_dump()
+    config = validate_config({**(config or {}), **overrides}, "the training options")
+    check_model(config)
+    data = load_data(config)
+    resolve(config, data)  # validate before creating anything on disk
+    run_dir = rundir.new_run_dir(config.out, source_short_name(config.data), config.model)
+    trainer = _build(config, run_dir, data)
+    atomic_write_text(run_dir / rundir.CONFIG, dump_config(trainer.cfg))
+    trainer.run()
+    return Run(run_dir, trainer.cfg, trainer.step)
+
+
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None = None) -> Run:
+    """Continue a run from its newest readable checkpoint, exactly where it stopped."""
+    run_dir = Path(run_dir)
+    if not rundir.is_run_dir(run_dir):
+        raise ConfigError(f"{run_dir} is not a ganforge run directory (no {rundir.CONFIG}); "
+                          "pass the folder that `ganforge train` created.")
+    raw = read_yaml(run_dir / rundir.CONFIG)
+    if steps is not None:
+        raw["steps"] = steps
+    if progress is not None:
+        raw["progress"] = progress
+    config = validate_config(raw, str(run_dir / rundir.CONFIG))
+    trainer = _build(config, run_dir, load_data(config))
+    trainer.restore_latest()
+    if trainer.step >= config.steps:
+        raise ConfigError(f"Run {run_dir.name} already reached step {trainer.step} of "
+                          f"{config.steps}; pass --steps with a larger total to train further.")
+    atomic_write_text(run_dir / rundir.CONFIG, dump_config(trainer.cfg))
+    trainer.run(resumed=True)
+    return Run(run_dir, trainer.cfg, trainer.step)

@@ -1,0 +1,205 @@
+"""The generic training loop: steps, logging, sample grids, checkpoints, NaN policy, resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ganforge.checkpoint import load_state, save_generator, save_state
+from ganforge.config import RunConfig
+from ganforge.data import DataBundle
+from ganforge.errors import CheckpointError, NonFiniteError
+from ganforge.generator import EXPORT_NAME
+from ganforge.train import rundir
+from ganforge.train.recipe import Recipe
+from ganforge.train.stream import DataStream
+from ganforge.visual import make_grid, save_grid, save_scatter
+
+
+class RunLog:
+    """Timestamped lines in ``log.txt``, echoed to the console when asked."""
+
+    def __init__(self, path: Path, echo: bool) -> None:
+        self.path, self.echo = path, echo
+
+    def __call__(self, msg: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        with self.path.open("a") as f:
+            f.write(f"{stamp} {msg}\n")
+        if self.echo:
+            tqdm.write(msg)
+
+
+class Trainer:
+    """Drives a recipe for ``config.steps`` steps and owns every file of the run."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, recipe: Recipe, data: DataBundle,
+                 device: torch.device, generator_meta: dict[str, Any]) -> None:
+        self.cfg, self.run_dir, self.recipe, self.data = config, run_dir, recipe, data
+        self.device = device
+        self.generator_meta = generator_meta
+        self.stream = DataStream(data, config.batch_size, config.seed + 2, device,
+                                 with_labels=config.conditional)
+        self.step = 0
+        self.log = RunLog(run_dir / rundir.LOG, echo=config.progress)
+        self._fixed = self._fixed_latents()
+        self._writer: Any = None
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"step": self.step, "recipe": self.recipe.state_dict(),
+                "stream": self.stream.state_dict(), "rng": rng}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.recipe.load_state_dict(state["recipe"])
+        self.stream.load_state_dict(state["stream"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+    def restore_latest(self) -> Path:
+        """Load the newest readable checkpoint; corrupt newer ones are reported and skipped."""
+        problems = []
+        for step, path in rundir.checkpoints(self.run_dir):
+            try:
+                state, _ = load_state(path)
+                self.load_state_dict(state)
+                for note in problems:
+                    self.log(note)
+                return path
+            except CheckpointError as err:
+                problems.append(f"skipping unreadable checkpoint at step {step}: {err}")
+        raise CheckpointError(f"Run {self.run_dir} has no readable checkpoint to resume from "
+                              f"({'; '.join(problems) or 'none saved yet'}). Start a new run.")
+
+    # ---------------------------------------------------------------- outputs
+    def _fixed_latents(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        g = torch.Generator().manual_seed(self.cfg.seed + 4)
+        n, ncls = self.cfg.grid_size, self.data.num_classes if self.cfg.conditional else None
+        z = torch.randn(n, self.recipe.export_generator().z_dim, generator=g)
+        y = torch.arange(n) % ncls if ncls else None
+        return z, y
+
+    def _grid_cols(self) -> int:
+        ncls = self.data.num_classes if self.cfg.conditional else None
+        return ncls if ncls and ncls <= 16 else max(1, int(math.sqrt(self.cfg.grid_size)))
+
+    def write_samples(self) -> Path:
+        g = self.recipe.export_generator()
+        z, y = self._fixed
+        with torch.inference_mode():
+            out = g(z.to(self.device), None if y is None else y.to(self.device)).float().cpu()
+        path = self.run_dir / rundir.SAMPLES / f"step-{self.step:08d}.png"
+        if self.data.kind == "image":
+            save_grid(path, out, nrow=self._grid_cols())
+            if self._writer is not None and out.shape[1] in (1, 3):
+                grid = make_grid(out, nrow=self._grid_cols())
+                self._writer.add_image("samples", grid, self.step, dataformats="HWC")
+        else:
+            ref = self.data.data[: 2000].float()
+            with torch.inference_mode():
+                more = g(g.sample_latents(2000, torch.Generator(self.device).manual_seed(0),
+                                          self.device),
+                         None if not g.num_classes else
+                         torch.arange(2000, device=self.device) % g.num_classes).float().cpu()
+            save_scatter(path, more, ref, title=f"step {self.step}")
+        return path
+
+    def write_checkpoint(self) -> Path:
+        meta = {**self.generator_meta, "step": self.step}
+        save_generator(self.run_dir / EXPORT_NAME, self.recipe.export_generator(),
+                       self.cfg.model, self.cfg.model_options, meta)
+        path = rundir.state_path(self.run_dir, self.step)
+        save_state(path, self.state_dict(), {"step": self.step, "model": self.cfg.model})
+        rundir.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
+        return path
+
+    def _open_writer(self, resumed: bool) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(str(self.run_dir / rundir.TENSORBOARD),
+                                     purge_step=self.step if resumed else None)
+
+    def _status(self, status: str, started: float, start_step: int, **extra: Any) -> None:
+        elapsed = time.perf_counter() - started
+        done = self.step - start_step
+        rundir.write_status(self.run_dir, {
+            "status": status, "step": self.step, "steps": self.cfg.steps,
+            "model": self.cfg.model, "data": {"spec": self.data.spec, "name": self.data.name,
+                                              "kind": self.data.kind, "size": len(self.data),
+                                              "num_classes": self.data.num_classes,
+                                              **self.data.info},
+            "device": str(self.device), "elapsed_s": round(elapsed, 2),
+            "steps_per_s": round(done / elapsed, 3) if elapsed > 0 and done else None,
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra})
+
+    # ---------------------------------------------------------------- loop
+    def run(self, resumed: bool = False) -> None:
+        cfg = self.cfg
+        metrics = rundir.MetricsLog(self.run_dir / rundir.METRICS,
+                                    resume_step=self.step if resumed else None)
+        self._open_writer(resumed)
+        start_step, started = self.step, time.perf_counter()
+        last_good = rundir.checkpoints(self.run_dir)
+        last_good_path = last_good[0][1] if last_good else None
+        self.log(f"{'resuming' if resumed else 'starting'} {self.run_dir.name} at step "
+                 f"{self.step}/{cfg.steps} on {self.device} ({len(self.data)} samples)")
+        self._status("running", started, start_step)
+        sums: dict[str, torch.Tensor] = {}
+        count, t_log = 0, time.perf_counter()
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=self.run_dir.name, unit="step",
+                   disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
+        try:
+            while self.step < cfg.steps:
+                logs = self.recipe.train_step(self.step, self.stream)
+                self.step += 1
+                count += 1
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0) + v.float()
+                bar.update(1)
+                final = self.step == cfg.steps
+                if self.step % cfg.log_every == 0 or final:
+                    now = time.perf_counter()
+                    record = {"step": self.step, **{k: round(float(v) / count, 6)
+                                                    for k, v in sums.items()},
+                              "steps_per_s": round(count / max(now - t_log, 1e-9), 3),
+                              "time_s": round(now - started, 3)}
+                    metrics.write(record)
+                    for k, v in record.items():
+                        if k != "step":
+                            self._writer.add_scalar(f"train/{k}", v, self.step)
+                    bar.set_postfix(loss_d=record.get("loss_d"), loss_g=record.get("loss_g"))
+                    sums, count, t_log = {}, 0, now
+                if (cfg.sample_every and self.step % cfg.sample_every == 0) or final:
+                    self.write_samples()
+                if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or final:
+                    last_good_path = self.write_checkpoint()
+                    self._status("running", started, start_step)
+        except NonFiniteError as err:
+            where = (f"The last good checkpoint is {last_good_path}; resume from it with "
+                     f"`ganforge train --resume {self.run_dir}` after lowering the learning "
+                     "rates, or switch the loss / add --set r1_gamma=...") if last_good_path \
+                else "No checkpoint had been saved yet."
+            msg = f"{err} Nothing non-finite was saved. {where}"
+            self.log(msg)
+            self._status("failed", started, start_step, message=msg)
+            raise NonFiniteError(msg) from None
+        except BaseException as err:
+            self._status("interrupted", started, start_step, message=repr(err))
+            raise
+        finally:
+            bar.close()
+            self._writer.close()
+        self._status("completed", started, start_step)
+        self.log(f"finished {self.run_dir.name} at step {self.step}: "
+                 f"{self.run_dir / EXPORT_NAME}")
