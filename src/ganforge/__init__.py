@@ -7,5 +7,14 @@ from ganforge.generator import LoadedGenerator, load
 from ganforge.train import Run, resume, train
 
 __version__ = "0.1.0"
-__all__ = ["GanforgeError", "LoadedGenerator", "Run", "RunConfig", "load", "load_config",
-           "resume", "train", "__version__"]
+__all__ = [
+           "GanforgeError",
+           "LoadedGenerator",
+           "Run",
+           "RunConfig",
+           "__version__",
+           "load",
+           "load_config",
+           "resume",
+           "train",
+]

@@ -6,6 +6,7 @@ projection head on its flattened features.
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 import torch
@@ -67,7 +68,7 @@ class DCGANGenerator(Generator):
         bias = cfg.g_norm == "none"
         layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, widths[0], 4, 1, 0, bias=bias),
                                    _norm2d(cfg.g_norm, widths[0]), nn.ReLU(inplace=True)]
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias),
                        _norm2d(cfg.g_norm, c_out), nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
@@ -91,7 +92,7 @@ class DCGANDiscriminator(nn.Module):
         bias = cfg.d_norm == "none"
         layers: list[nn.Module] = [nn.Conv2d(cfg.channels, widths[0], 4, 2, 1),
                                    nn.LeakyReLU(0.2, inplace=True)]
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=bias), _norm2d(cfg.d_norm, c_out),
                        nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*layers, nn.Flatten())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv with the CPU build of PyTorch and ganforge installed (editable).
+# Idempotent: a second run only checks that everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+# Pin torch first: on these machines 2.13.0 is a local CPU wheel; an unpinned torch
+# would pull several GB of CUDA packages.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+EXTRAS=""
+if [ "${1:-}" = "--test" ]; then EXTRAS="[test]"; fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${EXTRAS}" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import torch, ganforge; print(f'ganforge {ganforge.__version__} ready (torch {torch.__version__})')"

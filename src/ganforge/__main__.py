@@ -1,0 +1,5 @@
+"""``python -m ganforge`` runs the CLI."""
+
+from ganforge.cli.main import main
+
+main()

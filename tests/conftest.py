@@ -1,0 +1,43 @@
+"""Shared fixtures: small, seeded settings that keep the suite fast on 2 CPU cores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TINY_DCGAN = {"g_width": 8, "d_width": 8, "z_dim": 16, "embed_dim": 8}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+                    ) -> None:
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def tiny_image_config(out: Path, **overrides: object) -> dict[str, object]:
+    """A DCGAN on digits at 16x16 with narrow layers: ~100 steps/s on 2 cores."""
+    cfg: dict[str, object] = {
+        "data": "digits", "model": "dcgan", "resolution": 16, "batch_size": 32, "steps": 20,
+        "out": str(out), "progress": False, "sample_every": 0, "checkpoint_every": 0,
+        "model_options": dict(TINY_DCGAN), "seed": 0,
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = False,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ganforge ARGS`` in a fresh process (real exit codes and stderr)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("GANFORGE_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ganforge {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc

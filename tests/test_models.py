@@ -1,0 +1,96 @@
+"""Architectures and objectives: shapes, conditioning, clear errors, loss values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ganforge.errors import ConfigError
+from ganforge.losses import d_loss, g_loss, gradient_penalty, r1_penalty
+from ganforge.registry import get_model, model_names
+
+
+@pytest.mark.parametrize("resolution", [16, 32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_dcgan_shapes_for_every_size_and_channel_count(resolution: int, channels: int) -> None:
+    spec = get_model("dcgan")
+    cfg = spec.make_config({"resolution": resolution, "channels": channels, "g_width": 4,
+                            "d_width": 4, "z_dim": 8})
+    g, d = spec.build_generator(cfg), spec.build_discriminator(cfg)
+    x = g(torch.randn(2, 8))
+    assert x.shape == (2, channels, resolution, resolution)
+    assert x.abs().max() <= 1
+    assert d(x).shape == (2,)
+
+
+def test_conditional_pair_uses_labels() -> None:
+    spec = get_model("dcgan")
+    cfg = spec.make_config({"resolution": 16, "num_classes": 10, "g_width": 4, "d_width": 4,
+                            "z_dim": 8})
+    torch.manual_seed(0)
+    g, d = spec.build_generator(cfg), spec.build_discriminator(cfg)
+    torch.nn.init.normal_(d.head.embed.weight, std=1.0)
+    z = torch.randn(3, 8)
+    y0, y1 = torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.long)
+    g.eval()
+    assert not torch.allclose(g(z, y0), g(z, y1))
+    x = g(z, y0)
+    assert not torch.allclose(d(x, y0), d(x, y1))
+    with pytest.raises(ValueError, match="class-conditional"):
+        g(z)
+
+
+@pytest.mark.parametrize("resolution", [8, 48, 256])
+def test_impossible_sizes_are_clear_config_errors(resolution: int) -> None:
+    with pytest.raises(ConfigError, match=r"dcgan supports square images of 16, 32, 64, 128"):
+        get_model("dcgan").make_config({"resolution": resolution})
+
+
+def test_unknown_model_lists_known_ones() -> None:
+    assert {"dcgan", "mlp"} <= set(model_names())
+    with pytest.raises(ConfigError, match="Unknown model 'stylegan9'.*dcgan, mlp"):
+        get_model("stylegan9")
+
+
+def test_mlp_pair_for_points() -> None:
+    spec = get_model("mlp")
+    cfg = spec.make_config({"data_dim": 5, "num_classes": 3})
+    g, d = spec.build_generator(cfg), spec.build_discriminator(cfg)
+    y = torch.tensor([0, 1, 2, 0])
+    assert g(torch.randn(4, cfg.z_dim), y).shape == (4, 5)
+    assert d(torch.randn(4, 5), y).shape == (4,)
+
+
+def test_objectives_at_known_logits() -> None:
+    zero = torch.zeros(4)
+    assert d_loss("nonsaturating", zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert g_loss("nonsaturating", zero).item() == pytest.approx(math.log(2))
+    assert g_loss("minimax", zero).item() == pytest.approx(-math.log(2))
+    big = torch.full((4,), 20.0)
+    # saturation: the minimax G loss has a vanishing gradient where D is confident
+    f = (-big).requires_grad_(True)
+    g_loss("minimax", f).backward()
+    assert f.grad.abs().max() < 1e-8
+    f2 = (-big).requires_grad_(True)
+    g_loss("nonsaturating", f2).backward()
+    assert f2.grad.abs().max() > 0.2
+    assert d_loss("lsgan", torch.ones(4), zero).item() == 0
+    assert d_loss("hinge", torch.full((4,), 2.0), torch.full((4,), -2.0)).item() == 0
+    assert d_loss("wgan-gp", torch.full((4,), 3.0), zero).item() == -3
+    with pytest.raises(ValueError):
+        d_loss("nope", zero, zero)
+
+
+def test_penalties_on_a_linear_critic() -> None:
+    w = torch.tensor([3.0, 4.0])  # ||grad|| = 5 everywhere
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        return x @ w
+    real = torch.randn(6, 2).requires_grad_(True)
+    assert r1_penalty(critic(real), real).item() == pytest.approx(25.0)
+    gp = gradient_penalty(critic, torch.randn(6, 2), torch.randn(6, 2))
+    assert gp.item() == pytest.approx(16.0)
+    unit = torch.tensor([0.6, 0.8])
+    assert gradient_penalty(lambda x: x @ unit, torch.randn(6, 2),
+                            torch.randn(6, 2)).item() == pytest.approx(0.0, abs=1e-10)

@@ -1,0 +1,97 @@
+"""Exact resume: SIGKILL mid-run, resume, and match an uninterrupted run bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ganforge.checkpoint import load_state
+from ganforge.train import rundir
+
+from .conftest import run_cli
+
+STEPS, EVERY = 300, 20
+
+
+def _train_args(out: Path) -> list[str]:
+    return ["train", "--data", "digits", "--model", "dcgan", "--resolution", "16",
+            "--steps", str(STEPS), "--out", str(out), "--seed", "11", "--batch-size", "32",
+            "--no-progress", "--set", "model_options={g_width: 8, d_width: 8, z_dim: 16}",
+            "--set", f"checkpoint_every={EVERY}", "--set", "sample_every=100",
+            "--set", "log_every=10", "--set", "r1_gamma=0.1", "--set", "ema_kimg=0.5",
+            "--set", "lr_schedule=linear"]
+
+
+def _final_state(run: Path) -> dict:
+    state, _ = load_state(rundir.state_path(run, STEPS))
+    return state
+
+
+def _assert_identical(a: object, b: object, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_identical(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_identical(x, y, f"{where}.{i}")
+    else:
+        assert a == b, where
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path: Path) -> None:
+    ref = run_cli(*_train_args(tmp_path / "ref"), check=True)
+    ref_run = next((tmp_path / "ref").iterdir())
+    assert "run directory" in ref.stdout
+
+    env = {**os.environ}
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", *_train_args(tmp_path / "k")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed_run = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = list((tmp_path / "k").glob("*"))
+        if runs and len(rundir.checkpoints(runs[0])) >= 2:  # mid-run, after a few checkpoints
+            killed_run = runs[0]
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert killed_run is not None and proc.returncode == -signal.SIGKILL, "run was not killed"
+    saved = rundir.checkpoints(killed_run)
+    assert saved and saved[0][0] < STEPS, "the kill must land before the end"
+    status = json.loads((killed_run / "run.json").read_text())
+    assert status["status"] == "running"  # SIGKILL left no chance to clean up
+
+    run_cli("train", "--resume", str(killed_run), check=True)
+    _assert_identical(_final_state(ref_run), _final_state(killed_run))
+    ref_g, res_g = load_file(ref_run / "generator.safetensors"), load_file(
+        killed_run / "generator.safetensors")
+    _assert_identical(ref_g, res_g)
+    steps = [json.loads(line)["step"] for line in
+             (killed_run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(10, STEPS + 1, 10)), "each step is recorded exactly once"
+
+
+def test_resume_refuses_changed_settings_and_finished_runs(tmp_path: Path) -> None:
+    args = _train_args(tmp_path)
+    args[args.index("--steps") + 1] = "20"
+    run_cli(*args, check=True)
+    run = next(tmp_path.iterdir())
+    proc = run_cli("train", "--resume", str(run), "--seed", "3")
+    assert proc.returncode == 2 and "only --steps may change" in proc.stderr
+    proc = run_cli("train", "--resume", str(run))
+    assert proc.returncode == 2 and "already reached step 20" in proc.stderr
+    proc = run_cli("train", "--resume", str(run), "--steps", "40", check=True)
+    assert rundir.checkpoints(run)[0][0] == 40

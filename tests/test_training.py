@@ -1,0 +1,92 @@
+"""Trainer policies: reproducibility, the NaN stop, conditional sampling, run files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ganforge as gf
+import ganforge.train.gan as gan_module
+from ganforge.errors import NonFiniteError
+from ganforge.train import rundir
+
+from .conftest import tiny_image_config
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path: Path) -> None:
+    a = gf.train(tiny_image_config(tmp_path, seed=5))
+    b = gf.train(tiny_image_config(tmp_path, seed=5))
+    c = gf.train(tiny_image_config(tmp_path, seed=6))
+    ga, gb, gc = (load_file(r.dir / "generator.safetensors") for r in (a, b, c))
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    assert not all(torch.equal(ga[k], gc[k]) for k in ga)
+    assert [a.dir.name, b.dir.name, c.dir.name] == [
+        "0000-digits-dcgan", "0001-digits-dcgan", "0002-digits-dcgan"]
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_d_loss = gan_module.d_loss
+    calls = {"n": 0}
+
+    def poisoned(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        loss = real_d_loss(kind, real, fake)
+        return loss * float("nan") if calls["n"] == 13 else loss
+
+    monkeypatch.setattr(gan_module, "d_loss", poisoned)
+    cfg = tiny_image_config(tmp_path, steps=30, checkpoint_every=5)
+    with pytest.raises(NonFiniteError) as err:
+        gf.train(cfg)
+    msg = str(err.value)
+    assert "step 12" in msg and "discriminator" in msg and "state-00000010" in msg
+    run = next(tmp_path.iterdir())
+    assert [s for s, _ in rundir.checkpoints(run)] == [10, 5]
+    for path in [p for _, p in rundir.checkpoints(run)] + [run / "generator.safetensors"]:
+        assert all(torch.isfinite(t).all() for t in load_file(path).values()
+                   if t.is_floating_point())
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "failed" and "non-finite" in status["message"]
+    assert "diverged" in (run / "log.txt").read_text()
+    # the kept checkpoint resumes once the cause is gone
+    monkeypatch.setattr(gan_module, "d_loss", real_d_loss)
+    assert gf.resume(run).step == 30
+
+
+def test_conditional_dcgan_samples_requested_classes(tmp_path: Path) -> None:
+    run = gf.train(tiny_image_config(tmp_path, conditional=True, steps=5))
+    g = gf.load(run.dir)
+    assert g.num_classes == 10
+    x = g.sample(7, seed=0, labels=[1, 2])
+    assert x.shape == (7, 1, 16, 16)
+    assert g.make_labels(7, [1, 2]).tolist() == [1, 2, 1, 2, 1, 2, 1]
+    with pytest.raises(gf.GanforgeError, match=r"0\.\.9"):
+        g.sample(2, labels=[10])
+
+
+@pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"])
+def test_every_objective_trains_finitely(tmp_path: Path, loss: str) -> None:
+    run = gf.train(tiny_image_config(tmp_path, loss=loss, steps=6, n_critic=2,
+                                     r1_gamma=1.0 if loss == "hinge" else 0.0))
+    last = run.metrics[-1]
+    assert last["step"] == 6 and all(v == v for v in last.values())  # no NaN
+    if loss == "wgan-gp":
+        assert run.config.model_options["d_norm"] == "none" and "gp" in last
+    if loss == "hinge":
+        assert "r1" in last
+
+
+def test_optimizers_have_their_own_settings(tmp_path: Path) -> None:
+    from ganforge.train.run import _build, load_data
+
+    cfg = gf.load_config(None, {**tiny_image_config(tmp_path), "g_optim.lr": 1e-3,
+                                "d_optim.betas": [0.0, 0.9]})
+    trainer = _build(cfg, tmp_path, load_data(cfg))
+    recipe = trainer.recipe
+    assert recipe.opt_g.param_groups[0]["lr"] == 1e-3
+    assert recipe.opt_d.param_groups[0]["lr"] == 2e-4
+    assert recipe.opt_d.param_groups[0]["betas"] == (0.0, 0.9)
