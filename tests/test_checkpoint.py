@@ -127,7 +127,7 @@ def test_truncated_and_corrupt_files_give_clear_errors(tmp_path: Path) -> None:
              "garbage.safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}"}
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(CheckpointError, match="truncated|corrupt"):
+        with pytest.raises(CheckpointError, match=r"truncated|corrupt"):
             gf.load(tmp_path / name)
 
 
@@ -135,7 +135,7 @@ def test_unknown_model_in_metadata_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "odd.safetensors"
     save_file({"w": torch.zeros(1)}, path, metadata={
         "format": "ganforge.generator/1", "model": "evilgan", "config": "{}"})
-    with pytest.raises(CheckpointError, match="Unknown model 'evilgan'.*dcgan"):
+    with pytest.raises(CheckpointError, match=r"Unknown model 'evilgan'.*dcgan"):
         gf.load(path)
     proc = run_cli("sample", str(path), "--out", str(tmp_path / "x.png"))
     assert proc.returncode == 2 and "evilgan" in proc.stderr and "Traceback" not in proc.stderr

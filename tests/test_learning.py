@@ -15,8 +15,8 @@ from ganforge.metrics import mode_stats
 
 from .conftest import tiny_image_config
 
-# The ring setting that CI trains (about 30 s on 2 cores); see docs/training.md.
-RING = {"data": "ring", "model": "mlp", "steps": 2000, "batch_size": 256, "n_critic": 2,
+# The ring setting that CI trains (about 45 s on 2 cores); see docs/training.md.
+RING = {"data": "ring", "model": "mlp", "steps": 3000, "batch_size": 256, "n_critic": 2,
         "r1_gamma": 0.001, "g_optim": {"lr": 1e-3}, "d_optim": {"lr": 1e-3}}
 
 

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 import ganforge as gf
-import ganforge.train.gan as gan_module
 from ganforge.errors import NonFiniteError
+from ganforge.train import gan as gan_module
 from ganforge.train import rundir
 
 from .conftest import tiny_image_config

@@ -8,11 +8,14 @@ import torch
 from torch import nn
 
 from ganforge.errors import NonFiniteError
+from ganforge.models.base import Generator
 from ganforge.train.stream import DataStream
 
 
 class Recipe(Protocol):
     """What the Trainer needs from a training method."""
+
+    G: Generator  # the generator being trained
 
     def train_step(self, step: int, stream: DataStream) -> dict[str, torch.Tensor]:
         """Run one step; return scalar tensors to log. Raise NonFiniteError on NaN/Inf."""

@@ -86,7 +86,7 @@ class Trainer:
     def _fixed_latents(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         g = torch.Generator().manual_seed(self.cfg.seed + 4)
         n, ncls = self.cfg.grid_size, self.data.num_classes if self.cfg.conditional else None
-        z = torch.randn(n, self.recipe.export_generator().z_dim, generator=g)
+        z = torch.randn(n, self.recipe.G.z_dim, generator=g)
         y = torch.arange(n) % ncls if ncls else None
         return z, y
 
