@@ -128,3 +128,14 @@ def test_malformed_flag_values(tmp_path: Path, bad: str) -> None:
     else:
         proc = run_cli("sample", str(tmp_path), "--labels", "a,b")
         _assert_clean_error(proc)
+
+
+def test_unwritable_output_and_bad_yaml_value_are_clean_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("train", "--steps", "1", "--out", str(blocker / "runs"))
+    _assert_clean_error(proc, "Check the path")
+    proc = run_cli("train", "--set", "g_optim.betas=[0.5,", "--out", str(tmp_path))
+    _assert_clean_error(proc, "not valid YAML")
+    proc = run_cli("sample", str(tmp_path), "--out", str(tmp_path / "x.jpg"))
+    _assert_clean_error(proc, ".png")

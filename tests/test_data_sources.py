@@ -525,3 +525,21 @@ def test_download_file_atomic_local(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.parent.iterdir()) == ["dst.bin"]
     with pytest.raises(DataError, match="failed"):
         download_file((tmp_path / "none").as_uri(), tmp_path / "out" / "x", digest)
+
+
+def test_folder_decodes_only_the_accepted_formats(tmp_path: Path) -> None:
+    """A TIFF (or EPS, which would start Ghostscript) renamed .png is not decoded."""
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "ok.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "tiff.png", format="TIFF")
+    with pytest.raises(DataError, match=r"tiff\.png"):
+        load_source(f"folder:{tmp_path}", resolution=8)
+    assert len(load_source(f"folder:{tmp_path}", resolution=8, skip_bad=True)) == 1
+
+
+def test_npz_any_channel_count(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).integers(0, 256, (5, 6, 16, 16), dtype=np.uint8)
+    np.savez(tmp_path / "ms.npz", x=x)
+    b = load_source(f"npz:{tmp_path / 'ms.npz'}", resolution=16)
+    assert b.data.shape == (5, 6, 16, 16) and torch.equal(b.data, torch.from_numpy(x))
+    np.savez(tmp_path / "two.npz", x=x[:, :2].transpose(0, 2, 3, 1))  # NHWC, 2 channels
+    assert load_source(f"npz:{tmp_path / 'two.npz'}", resolution=16).data.shape == (5, 2, 16, 16)

@@ -15,7 +15,7 @@ from ganforge.metrics import mode_stats
 
 from .conftest import tiny_image_config
 
-# The ring setting that CI trains (about 45 s on 2 cores); see docs/training.md.
+# The ring setting that CI trains (about 45 s on 2 cores); see docs/benchmarks.md.
 RING = {"data": "ring", "model": "mlp", "steps": 3000, "batch_size": 256, "n_critic": 2,
         "r1_gamma": 0.001, "g_optim": {"lr": 1e-3}, "d_optim": {"lr": 1e-3}}
 

@@ -13,7 +13,7 @@ from ganforge.registry import get_model, model_names
 
 
 @pytest.mark.parametrize("resolution", [16, 32, 64, 128])
-@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
 def test_dcgan_shapes_for_every_size_and_channel_count(resolution: int, channels: int) -> None:
     spec = get_model("dcgan")
     cfg = spec.make_config({"resolution": resolution, "channels": channels, "g_width": 4,

@@ -43,7 +43,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
     with pytest.raises(NonFiniteError) as err:
         gf.train(cfg)
     msg = str(err.value)
-    assert "step 12" in msg and "discriminator" in msg and "state-00000010" in msg
+    assert "step 13" in msg and "discriminator" in msg and "state-00000010" in msg
     run = next(tmp_path.iterdir())
     assert [s for s, _ in rundir.checkpoints(run)] == [10, 5]
     for path in [p for _, p in rundir.checkpoints(run)] + [run / "generator.safetensors"]:
@@ -90,3 +90,29 @@ def test_optimizers_have_their_own_settings(tmp_path: Path) -> None:
     assert recipe.opt_g.param_groups[0]["lr"] == 1e-3
     assert recipe.opt_d.param_groups[0]["lr"] == 2e-4
     assert recipe.opt_d.param_groups[0]["betas"] == (0.0, 0.9)
+
+
+def test_damaged_newest_checkpoint_falls_back_and_cut_metrics_lines_are_dropped(
+        tmp_path: Path) -> None:
+    run = gf.train(tiny_image_config(tmp_path, steps=10, checkpoint_every=5, log_every=5))
+    newest = rundir.state_path(run.dir, 10)
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated by a crash of the disk
+    with (run.dir / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 11, "loss_d": 0.')  # a line cut short by SIGKILL
+    assert [r["step"] for r in rundir.read_metrics(run.dir)] == [5, 10]
+    resumed = gf.resume(run.dir, steps=15)
+    assert resumed.step == 15
+    assert (run.dir / "checkpoints" / "state-00000010.safetensors.corrupt").exists()
+    assert "unreadable" in (run.dir / "log.txt").read_text()
+    assert [r["step"] for r in rundir.read_metrics(run.dir)] == [5, 10, 15]
+
+
+def test_sampling_leaves_global_rng_alone_and_returns_normal_tensors(tmp_path: Path) -> None:
+    g = gf.load(gf.train(tiny_image_config(tmp_path, steps=2)).dir)
+    torch.manual_seed(42)
+    expected = torch.rand(3)
+    torch.manual_seed(42)
+    x = g.sample(4)  # unseeded: fresh entropy, global RNG untouched
+    assert torch.equal(torch.rand(3), expected)
+    x.mul_(0.5)  # an ordinary tensor, not an inference-mode one
+    assert not torch.equal(g.sample(4), g.sample(4))

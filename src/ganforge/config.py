@@ -53,7 +53,8 @@ class RunConfig(StrictModel):
 
     # data
     resolution: int = Field(32, ge=1, description="side of the square training images")
-    channels: int | None = Field(None, ge=1, le=4, description="None: the source's own")
+    channels: Literal[1, 3, 4] | None = Field(
+        None, description="convert images to 1, 3 or 4 channels; None keeps the source's own")
     conditional: bool = Field(False, description="condition G and D on the source's labels")
     split: Literal["all", "train", "test"] = "all"
     skip_bad: bool = False

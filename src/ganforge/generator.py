@@ -77,7 +77,7 @@ class LoadedGenerator:
                               f"generator; got {t.tolist()[:10]}.")
         return t.repeat((n + t.numel() - 1) // t.numel())[:n]
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, labels: LabelsArg = None,
                generator: torch.Generator | None = None, batch_size: int = 256) -> torch.Tensor:
         """``n`` samples: images in [-1, 1] NCHW, or points N x D. Seeded draws are
@@ -86,7 +86,10 @@ class LoadedGenerator:
             raise ConfigError(f"Number of samples must be at least 1, got {n}.")
         if generator is None:
             generator = torch.Generator()
-            generator.manual_seed(seed if seed is not None else torch.seed())
+            if seed is None:
+                generator.seed()  # fresh entropy without touching the global RNG
+            else:
+                generator.manual_seed(seed)
         z = self.module.sample_latents(n, generator=generator)
         y = self.make_labels(n, labels)
         out = []

@@ -5,15 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ganforge.checkpoint import read_generator_file
+from ganforge.checkpoint import STATE_FORMAT, load_state, read_generator_file, read_safetensors
 from ganforge.config import read_yaml
 from ganforge.errors import CheckpointError
 from ganforge.generator import EXPORT_NAME
 from ganforge.train import rundir
 
 
+def describe_state(path: Path) -> dict[str, Any]:
+    """Step, model and contents of a training-state checkpoint."""
+    state, extras = load_state(path)
+    recipe = state.get("recipe", {})
+    return {"file": str(path), "kind": "training state", "model": extras.get("model"),
+            "step": state.get("step"), "contains": [*sorted(recipe), "rng", "stream"],
+            "run": str(path.parent.parent) if path.parent.name == rundir.CHECKPOINTS else None}
+
+
 def describe_file(path: Path) -> dict[str, Any]:
-    """Model, config, step and data recorded in an exported generator."""
+    """Model, config, step and data recorded in an exported generator or a state file."""
+    _, raw_meta = read_safetensors(path)
+    if raw_meta.get("format") == STATE_FORMAT:
+        return describe_state(path)
     tensors, meta = read_generator_file(path)
     n_params = sum(t.numel() for t in tensors.values())
     return {"file": str(path), "model": meta.get("model"), "step": meta.get("step"),

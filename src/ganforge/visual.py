@@ -38,6 +38,8 @@ def _pil(array: np.ndarray) -> Image.Image:
         return Image.fromarray(array[..., 0], mode="L")
     if array.shape[-1] == 2:  # no 2-channel PNG mode: show the first channel
         return Image.fromarray(array[..., 0], mode="L")
+    if array.shape[-1] > 4:  # multi-channel data: show the first three as RGB
+        return Image.fromarray(np.ascontiguousarray(array[..., :3]), mode="RGB")
     return Image.fromarray(array, mode="RGBA" if array.shape[-1] == 4 else "RGB")
 
 

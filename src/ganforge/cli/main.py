@@ -40,6 +40,13 @@ def user_errors(fn: F) -> F:
                 traceback.print_exc()
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(err.exit_code) from None
+        except OSError as err:  # unreadable input, unwritable output, full disk...
+            if _state["debug"]:
+                traceback.print_exc()
+            where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+            typer.echo(f"error: {err.strerror or err}{where}. Check the path and its "
+                       "permissions, and that the disk has space.", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; resume with `ganforge train --resume RUN_DIR`.", err=True)
             raise typer.Exit(130) from None
@@ -56,7 +63,11 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE (e.g. --set model_options.z_dim=64), "
                               f"got '{item}'.")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: the value is not valid YAML; quote strings and "
+                              "close brackets (e.g. --set 'g_optim.betas=[0.5, 0.99]').") from None
     return out
 
 
@@ -95,11 +106,10 @@ def train(
     given = {k: v for k, v in flags.items() if v is not None}
     given |= _parse_set(set_ or [])
     if resume is not None:
-        extra = sorted(set(given) - {"steps", "progress"}) + (["config"] if config else [])
-        if extra:
-            raise ConfigError(f"--resume continues a run with its saved config.yaml; only "
-                              f"--steps may change. Drop: {', '.join(extra)}.")
-        run = gf.resume(resume, steps=given.get("steps"), progress=given.get("progress"))
+        if config:
+            raise ConfigError("--resume continues a run with its saved config.yaml; drop "
+                              "--config (change resumable settings with --set).")
+        run = gf.resume(resume, overrides=given)
     else:
         cfg = gf.load_config(config, given)
         run = gf.train(cfg)
@@ -135,6 +145,9 @@ def sample(
         except ValueError:
             raise ConfigError(f"--labels must be integers separated by commas, got "
                               f"'{labels}'.") from None
+    if out.suffix not in ("", ".png", ".npz"):
+        raise ConfigError(f"--out {out}: use a .png file (a grid), a .npz file (raw values) "
+                          "or a folder name without a suffix (one PNG per image).")
     g = gf.load(source, device=pick_device(device))
     x = g.sample(n, seed=seed, labels=label_list)
     if out.suffix == ".npz":

@@ -47,7 +47,7 @@ def decode_image(path: Path, resolution: int) -> np.ndarray:
     The image is scaled so its shorter side is ``resolution`` and center-cropped
     (``ImageOps.fit`` with LANCZOS). Raises whatever Pillow raises on a bad file.
     """
-    with Image.open(path) as src:
+    with Image.open(path, formats=["PNG", "JPEG", "WEBP"]) as src:
         src.load()
         im = ImageOps.exif_transpose(src) or src
         im = normalise_mode(im)

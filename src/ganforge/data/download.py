@@ -43,6 +43,8 @@ def download_file(url: str, dest: Path, sha256: str, *, timeout: float = 60.0) -
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             while block := resp.read(1 << 20):
                 out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
         actual = sha256_file(tmp)
         if actual != sha256.lower():
             raise DataError(

@@ -169,6 +169,8 @@ def _save_npz_atomic(dest: Path, arrays: Arrays) -> None:
             flat = {f"x_{s}": xy[0] for s, xy in arrays.items()}
             flat.update({f"y_{s}": xy[1] for s, xy in arrays.items()})
             np.savez(fh, **flat)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, dest)
     finally:

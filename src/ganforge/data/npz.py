@@ -96,13 +96,17 @@ def _images_to_uint8(x: np.ndarray, path: Path) -> np.ndarray:
 def _to_nchw(x: np.ndarray, path: Path) -> np.ndarray:
     if x.ndim == 3:
         return x[:, None]
-    if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-        x = x.transpose(0, 3, 1, 2)
-    if x.shape[1] not in (1, 3, 4):
-        raise DataError(
-            f"{path}: images of shape {x.shape} have no channel dimension of size 1, 3 or 4"
-        )
-    return x
+    _, a, b, c = x.shape
+    if a == b and c != b:  # square N x H x W x C
+        return x.transpose(0, 3, 1, 2)
+    if b == c:  # square N x C x H x W
+        return x
+    if c in (1, 3, 4) and a not in (1, 3, 4):  # non-square: channels are the small axis
+        return x.transpose(0, 3, 1, 2)
+    if a in (1, 3, 4):
+        return x
+    raise DataError(f"{path}: cannot tell the channel axis of images shaped {x.shape}; "
+                    "save them as N x C x H x W")
 
 
 def load_npz_arrays(path: Path) -> tuple[str, np.ndarray, np.ndarray | None, dict[str, Any]]:

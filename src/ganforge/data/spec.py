@@ -67,7 +67,9 @@ def _image_bundle(
     resolution: int,
     channels: int | None,
 ) -> DataBundle:
-    x = convert_channels(resize_square(x, resolution), channels)
+    x = resize_square(x, resolution)
+    if channels is not None:  # None keeps any channel count (npz may hold 2, 6, ...)
+        x = convert_channels(x, channels)
     info = {**info, "kind": "image", "shape": [int(s) for s in x.shape]}
     return DataBundle(source_short_name(spec), spec, "image", x, labels, num_classes, info)
 

@@ -25,7 +25,7 @@ class DCGANConfig(StrictModel):
     """Typed options of the DCGAN pair."""
 
     resolution: int = 32
-    channels: int = Field(1, ge=1, le=4)
+    channels: int = Field(1, ge=1)
     num_classes: int | None = Field(None, ge=2)
     z_dim: int = Field(100, ge=1)
     embed_dim: int = Field(32, ge=1, description="label embedding size in G")

@@ -76,7 +76,7 @@ class GANRecipe:
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm_d"] = grad_norm(self.D)
-        check_finite("discriminator", step, loss=loss, grad_norm=logs["grad_norm_d"])
+        check_finite("discriminator", step + 1, loss=loss, grad_norm=logs["grad_norm_d"])
         self.opt_d.step()
         logs["d_real"], logs["d_fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
         return {k: v.detach() for k, v in logs.items()}
@@ -105,7 +105,7 @@ class GANRecipe:
         finally:
             self.D.requires_grad_(True)
         logs["loss_g"], logs["grad_norm_g"] = loss_g.detach(), grad_norm(self.G)
-        check_finite("generator", step, loss=loss_g, grad_norm=logs["grad_norm_g"])
+        check_finite("generator", step + 1, loss=loss_g, grad_norm=logs["grad_norm_g"])
         self.opt_g.step()
         self.ema.update(self.G, step)
         return logs

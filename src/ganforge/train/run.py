@@ -10,7 +10,7 @@ import torch
 from pydantic import BaseModel
 
 from ganforge.checkpoint import atomic_write_text
-from ganforge.config import RunConfig, dump_config, read_yaml, validate_config
+from ganforge.config import RunConfig, dump_config, read_yaml, set_dotted, validate_config
 from ganforge.data import DataBundle, load_source, source_short_name
 from ganforge.errors import ConfigError
 from ganforge.registry import ModelSpec, get_model
@@ -120,6 +120,7 @@ def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) ->
         config = config.model_dump()
     config = validate_config({**(config or {}), **overrides}, "the training options")
     check_model(config)
+    pick_device(config.device)
     data = load_data(config)
     resolve(config, data)  # validate before creating anything on disk
     run_dir = rundir.new_run_dir(config.out, source_short_name(config.data), config.model)
@@ -129,18 +130,39 @@ def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) ->
     return Run(run_dir, trainer.cfg, trainer.step)
 
 
-def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None = None) -> Run:
-    """Continue a run from its newest readable checkpoint, exactly where it stopped."""
+# Settings that may change when a run resumes (e.g. lower learning rates after a NaN).
+# Everything else (data, model, seed, batch size) is fixed by the checkpoint.
+RESUMABLE = frozenset({"steps", "progress", "device", "g_optim", "d_optim", "loss", "r1_gamma",
+                       "gp_weight", "n_critic", "lr_schedule", "log_every", "sample_every",
+                       "checkpoint_every", "keep_checkpoints"})
+
+
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None = None,
+           overrides: dict[str, Any] | None = None) -> Run:
+    """Continue a run from its newest readable checkpoint, exactly where it stopped.
+
+    ``overrides`` (dotted keys allowed) may change the settings in ``RESUMABLE``; with
+    none, the continuation is bit-identical to an uninterrupted run.
+    """
     run_dir = Path(run_dir)
     if not rundir.is_run_dir(run_dir):
         raise ConfigError(f"{run_dir} is not a ganforge run directory (no {rundir.CONFIG}); "
                           "pass the folder that `ganforge train` created.")
     raw = read_yaml(run_dir / rundir.CONFIG)
+    changes = dict(overrides or {})
     if steps is not None:
-        raw["steps"] = steps
+        changes["steps"] = steps
     if progress is not None:
-        raw["progress"] = progress
+        changes["progress"] = progress
+    fixed = sorted(k for k in changes if k.split(".")[0] not in RESUMABLE)
+    if fixed:
+        raise ConfigError(f"Cannot change {', '.join(fixed)} when resuming {run_dir.name}: the "
+                          "checkpoint fixes data, model, seed and batch size. Resumable "
+                          f"settings: {', '.join(sorted(RESUMABLE))}. Start a new run instead.")
+    for key, value in changes.items():
+        set_dotted(raw, key, value)
     config = validate_config(raw, str(run_dir / rundir.CONFIG))
+    pick_device(config.device)
     trainer = _build(config, run_dir, load_data(config))
     trainer.restore_latest()
     if trainer.step >= config.steps:

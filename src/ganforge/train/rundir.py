@@ -52,23 +52,38 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` states (and stale temp files)."""
     for _, path in checkpoints(run_dir)[keep:]:
         path.unlink(missing_ok=True)
-    for tmp in (run_dir / CHECKPOINTS).glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+    for folder in (run_dir, run_dir / CHECKPOINTS, run_dir / SAMPLES):
+        for tmp in folder.glob(".*.tmp"):  # left by a crash mid-write
+            tmp.unlink(missing_ok=True)
 
 
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and (path / CONFIG).is_file()
 
 
+def _parse_lines(text: str) -> list[dict[str, Any]]:
+    """Records of a JSON-lines text; a line cut short by a crash is dropped."""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 class MetricsLog:
-    """Append-only ``metrics.jsonl``; on resume, lines after the resumed step are dropped."""
+    """Append-only ``metrics.jsonl``; on resume, lines after the resumed step (and any
+    line a crash cut short) are dropped, so every step appears once."""
 
     def __init__(self, path: Path, resume_step: int | None = None) -> None:
         self.path = path
         if resume_step is not None and path.exists():
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+            kept = [r for r in _parse_lines(path.read_text())
+                    if r.get("step", 0) <= resume_step]
+            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as f:
@@ -80,7 +95,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _parse_lines(path.read_text())
 
 
 def write_status(run_dir: Path, status: dict[str, Any]) -> None:
@@ -89,4 +104,7 @@ def write_status(run_dir: Path, status: dict[str, Any]) -> None:
 
 def read_status(run_dir: Path) -> dict[str, Any]:
     path = run_dir / STATUS
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        return {}

@@ -47,6 +47,9 @@ class Trainer:
         self.stream = DataStream(data, config.batch_size, config.seed + 2, device,
                                  with_labels=config.conditional)
         self.step = 0
+        self.last_good: Path | None = None
+        self._sums: dict[str, torch.Tensor] = {}  # running sums of the current log window
+        self._count = 0
         self.log = RunLog(run_dir / rundir.LOG, echo=config.progress)
         self._fixed = self._fixed_latents()
         self._writer: Any = None
@@ -57,10 +60,13 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"step": self.step, "recipe": self.recipe.state_dict(),
-                "stream": self.stream.state_dict(), "rng": rng}
+                "stream": self.stream.state_dict(), "rng": rng,
+                "log_window": {"sums": dict(self._sums), "count": self._count}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
+        window = state.get("log_window", {"sums": {}, "count": 0})
+        self._sums, self._count = dict(window["sums"]), int(window["count"])
         self.recipe.load_state_dict(state["recipe"])
         self.stream.load_state_dict(state["stream"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -74,11 +80,16 @@ class Trainer:
             try:
                 state, _ = load_state(path)
                 self.load_state_dict(state)
-                for note in problems:
-                    self.log(note)
-                return path
-            except CheckpointError as err:
-                problems.append(f"skipping unreadable checkpoint at step {step}: {err}")
+            except (CheckpointError, KeyError, TypeError, ValueError, RuntimeError) as err:
+                aside = path.with_name(path.name + ".corrupt")
+                path.replace(aside)
+                problems.append(f"checkpoint at step {step} is unreadable ({err}); "
+                                f"moved aside to {aside.name}")
+                continue
+            for note in problems:
+                self.log(note)
+            self.last_good = path
+            return path
         raise CheckpointError(f"Run {self.run_dir} has no readable checkpoint to resume from "
                               f"({'; '.join(problems) or 'none saved yet'}). Start a new run.")
 
@@ -116,12 +127,13 @@ class Trainer:
         return path
 
     def write_checkpoint(self) -> Path:
+        path = rundir.state_path(self.run_dir, self.step)
+        save_state(path, self.state_dict(), {"step": self.step, "model": self.cfg.model})
         meta = {**self.generator_meta, "step": self.step}
         save_generator(self.run_dir / EXPORT_NAME, self.recipe.export_generator(),
                        self.cfg.model, self.cfg.model_options, meta)
-        path = rundir.state_path(self.run_dir, self.step)
-        save_state(path, self.state_dict(), {"step": self.step, "model": self.cfg.model})
         rundir.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
+        self.last_good = path
         return path
 
     def _open_writer(self, resumed: bool) -> None:
@@ -150,45 +162,43 @@ class Trainer:
                                     resume_step=self.step if resumed else None)
         self._open_writer(resumed)
         start_step, started = self.step, time.perf_counter()
-        last_good = rundir.checkpoints(self.run_dir)
-        last_good_path = last_good[0][1] if last_good else None
         self.log(f"{'resuming' if resumed else 'starting'} {self.run_dir.name} at step "
                  f"{self.step}/{cfg.steps} on {self.device} ({len(self.data)} samples)")
         self._status("running", started, start_step)
-        sums: dict[str, torch.Tensor] = {}
-        count, t_log = 0, time.perf_counter()
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.run_dir.name, unit="step",
                    disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
         try:
             while self.step < cfg.steps:
                 logs = self.recipe.train_step(self.step, self.stream)
                 self.step += 1
-                count += 1
+                self._count += 1
                 for k, v in logs.items():
-                    sums[k] = sums.get(k, 0) + v.float()
+                    self._sums[k] = self._sums.get(k, 0) + v.float().cpu()
                 bar.update(1)
                 final = self.step == cfg.steps
                 if self.step % cfg.log_every == 0 or final:
                     now = time.perf_counter()
-                    record = {"step": self.step, **{k: round(float(v) / count, 6)
-                                                    for k, v in sums.items()},
-                              "steps_per_s": round(count / max(now - t_log, 1e-9), 3),
+                    record = {"step": self.step, **{k: round(float(v) / self._count, 6)
+                                                    for k, v in self._sums.items()},
+                              "steps_per_s": round((self.step - start_step) /
+                                                   max(now - started, 1e-9), 3),
                               "time_s": round(now - started, 3)}
                     metrics.write(record)
                     for k, v in record.items():
                         if k != "step":
                             self._writer.add_scalar(f"train/{k}", v, self.step)
                     bar.set_postfix(loss_d=record.get("loss_d"), loss_g=record.get("loss_g"))
-                    sums, count, t_log = {}, 0, now
+                    self._sums, self._count = {}, 0
                 if (cfg.sample_every and self.step % cfg.sample_every == 0) or final:
                     self.write_samples()
                 if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or final:
-                    last_good_path = self.write_checkpoint()
+                    self.write_checkpoint()
                     self._status("running", started, start_step)
         except NonFiniteError as err:
-            where = (f"The last good checkpoint is {last_good_path}; resume from it with "
-                     f"`ganforge train --resume {self.run_dir}` after lowering the learning "
-                     "rates, or switch the loss / add --set r1_gamma=...") if last_good_path \
+            where = (f"The last good checkpoint is {self.last_good}; resume from it with "
+                     f"`ganforge train --resume {self.run_dir} --set g_optim.lr=... "
+                     "--set d_optim.lr=...` (lower learning rates), or change --loss or "
+                     "r1_gamma the same way.") if self.last_good \
                 else "No checkpoint had been saved yet."
             msg = f"{err} Nothing non-finite was saved. {where}"
             self.log(msg)
