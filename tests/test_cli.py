@@ -42,6 +42,8 @@ def test_unknown_model_and_impossible_size(tmp_path: Path) -> None:
     _assert_clean_error(proc, "--model mlp")
     proc = run_cli("train", "--set", "model_options.z_dimm=3", "--out", str(tmp_path))
     _assert_clean_error(proc, "unknown key 'z_dimm'")
+    proc = run_cli("train", "--device", "cuda:0", "--out", str(tmp_path))
+    _assert_clean_error(proc, "--device cpu")
     assert not any(tmp_path.glob("0*"))
 
 

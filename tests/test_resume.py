@@ -107,3 +107,36 @@ def test_resume_refuses_changed_settings_and_finished_runs(tmp_path: Path) -> No
     state = run / "checkpoints" / "state-00000040.safetensors"
     info = run_cli("info", str(state), check=True).stdout
     assert "training state" in info and "step: 40" in info
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path: Path) -> None:
+    args = _train_args(tmp_path / "t")
+    args[args.index("--steps") + 1] = "10000"
+    args[args.index(f"checkpoint_every={EVERY}")] = "checkpoint_every=0"
+    args[args.index("lr_schedule=linear")] = "lr_schedule=constant"  # total may change
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = list((tmp_path / "t").glob("*/metrics.jsonl"))
+        if runs and runs[0].stat().st_size > 0:  # training is under way
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Stopped by SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    run = next((tmp_path / "t").iterdir())
+    (step, _), = rundir.checkpoints(run)  # saved at the stop, off the checkpoint grid
+    assert 0 < step < 10000
+    assert json.loads((run / "run.json").read_text())["status"] == "stopped"
+
+    total = step + 20
+    run_cli("train", "--resume", str(run), "--steps", str(total), check=True)
+    ref_args = [a.replace("10000", str(total)) for a in args]
+    ref_args[ref_args.index("--out") + 1] = str(tmp_path / "ref")
+    run_cli(*ref_args, check=True)
+    ref = next((tmp_path / "ref").iterdir())
+    ref_state, _ = load_state(rundir.state_path(ref, total))
+    res_state, _ = load_state(rundir.state_path(run, total))
+    _assert_identical(ref_state, res_state)

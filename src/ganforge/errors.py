@@ -30,3 +30,9 @@ class NonFiniteError(GanforgeError):
     """A loss or gradient became NaN/Inf during training."""
 
     exit_code = 3
+
+
+class StoppedError(GanforgeError):
+    """Training was stopped by a signal after saving a checkpoint (resume continues it)."""
+
+    exit_code = 130

@@ -14,10 +14,11 @@ from tqdm.auto import tqdm
 from ganforge.checkpoint import load_state, save_generator, save_state
 from ganforge.config import RunConfig
 from ganforge.data import DataBundle
-from ganforge.errors import CheckpointError, NonFiniteError
+from ganforge.errors import CheckpointError, NonFiniteError, StoppedError
 from ganforge.generator import EXPORT_NAME
 from ganforge.train import rundir
 from ganforge.train.recipe import Recipe
+from ganforge.train.stopper import GracefulStop
 from ganforge.train.stream import DataStream
 from ganforge.visual import make_grid, save_grid, save_scatter
 
@@ -97,6 +98,8 @@ class Trainer:
     def _fixed_latents(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         g = torch.Generator().manual_seed(self.cfg.seed + 4)
         n, ncls = self.cfg.grid_size, self.data.num_classes if self.cfg.conditional else None
+        if ncls:  # whole rows: one column per class
+            n = max(1, n // ncls) * ncls
         z = torch.randn(n, self.recipe.G.z_dim, generator=g)
         y = torch.arange(n) % ncls if ncls else None
         return z, y
@@ -167,6 +170,7 @@ class Trainer:
         self._status("running", started, start_step)
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.run_dir.name, unit="step",
                    disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
+        stopper = GracefulStop().install()
         try:
             while self.step < cfg.steps:
                 logs = self.recipe.train_step(self.step, self.stream)
@@ -194,6 +198,13 @@ class Trainer:
                 if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or final:
                     self.write_checkpoint()
                     self._status("running", started, start_step)
+                if stopper.requested and not final:
+                    self.write_checkpoint()
+                    msg = (f"Stopped by {stopper.signal_name} at step {self.step}; checkpoint "
+                           f"saved. Continue with `ganforge train --resume {self.run_dir}`.")
+                    self.log(msg)
+                    self._status("stopped", started, start_step, message=msg)
+                    raise StoppedError(msg)
         except NonFiniteError as err:
             where = (f"The last good checkpoint is {self.last_good}; resume from it with "
                      f"`ganforge train --resume {self.run_dir} --set g_optim.lr=... "
@@ -204,10 +215,13 @@ class Trainer:
             self.log(msg)
             self._status("failed", started, start_step, message=msg)
             raise NonFiniteError(msg) from None
+        except StoppedError:
+            raise
         except BaseException as err:
             self._status("interrupted", started, start_step, message=repr(err))
             raise
         finally:
+            stopper.restore()
             bar.close()
             self._writer.close()
         self._status("completed", started, start_step)
