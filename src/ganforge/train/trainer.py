@@ -159,6 +159,21 @@ class Trainer:
             "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra})
 
     # ---------------------------------------------------------------- loop
+    def _log_window(self, metrics: rundir.MetricsLog, start_step: int, started: float
+                    ) -> dict[str, Any]:
+        """Write the means of the current log window to metrics.jsonl and TensorBoard."""
+        now = time.perf_counter()
+        record = {"step": self.step,
+                  **{k: round(float(v) / self._count, 6) for k, v in self._sums.items()},
+                  "steps_per_s": round((self.step - start_step) / max(now - started, 1e-9), 3),
+                  "time_s": round(now - started, 3)}
+        metrics.write(record)
+        for k, v in record.items():
+            if k != "step":
+                self._writer.add_scalar(f"train/{k}", v, self.step)
+        self._sums, self._count = {}, 0
+        return record
+
     def run(self, resumed: bool = False) -> None:
         cfg = self.cfg
         metrics = rundir.MetricsLog(self.run_dir / rundir.METRICS,
@@ -177,29 +192,19 @@ class Trainer:
                 self.step += 1
                 self._count += 1
                 for k, v in logs.items():
-                    self._sums[k] = self._sums.get(k, 0) + v.float().cpu()
+                    self._sums[k] = self._sums.get(k, 0) + v.float()
                 bar.update(1)
                 final = self.step == cfg.steps
                 if self.step % cfg.log_every == 0 or final:
-                    now = time.perf_counter()
-                    record = {"step": self.step, **{k: round(float(v) / self._count, 6)
-                                                    for k, v in self._sums.items()},
-                              "steps_per_s": round((self.step - start_step) /
-                                                   max(now - started, 1e-9), 3),
-                              "time_s": round(now - started, 3)}
-                    metrics.write(record)
-                    for k, v in record.items():
-                        if k != "step":
-                            self._writer.add_scalar(f"train/{k}", v, self.step)
+                    record = self._log_window(metrics, start_step, started)
                     bar.set_postfix(loss_d=record.get("loss_d"), loss_g=record.get("loss_g"))
-                    self._sums, self._count = {}, 0
                 if (cfg.sample_every and self.step % cfg.sample_every == 0) or final:
                     self.write_samples()
-                if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or final:
+                saved = (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or final
+                if saved or stopper.requested:
                     self.write_checkpoint()
                     self._status("running", started, start_step)
                 if stopper.requested and not final:
-                    self.write_checkpoint()
                     msg = (f"Stopped by {stopper.signal_name} at step {self.step}; checkpoint "
                            f"saved. Continue with `ganforge train --resume {self.run_dir}`.")
                     self.log(msg)
