@@ -44,6 +44,8 @@ def test_unknown_model_and_impossible_size(tmp_path: Path) -> None:
     _assert_clean_error(proc, "unknown key 'z_dimm'")
     proc = run_cli("train", "--device", "cuda:0", "--out", str(tmp_path))
     _assert_clean_error(proc, "--device cpu")
+    proc = run_cli("train", "--batch-size", "5000", "--out", str(tmp_path))
+    _assert_clean_error(proc, "lower --batch-size")
     assert not any(tmp_path.glob("0*"))
 
 

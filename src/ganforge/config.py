@@ -110,8 +110,15 @@ def validate_config(data: dict[str, Any], where: str = "the configuration") -> R
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
-        valid = ", ".join(RunConfig.model_fields)
-        raise ConfigError(format_validation_error(err, where) + f" Valid keys: {valid}.") from None
+        raise ConfigError(format_validation_error(err, where)
+                          + valid_keys_hint(err, RunConfig)) from None
+
+
+def valid_keys_hint(err: ValidationError, model: type[BaseModel]) -> str:
+    """' Valid keys: ...' when the error is about an unknown key, else ''."""
+    if any(e["type"] == "extra_forbidden" for e in err.errors()):
+        return f" Valid keys: {', '.join(model.model_fields)}."
+    return ""
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -32,11 +32,10 @@ class ModelSpec:
         try:
             return self.config_cls.model_validate(options)
         except ValidationError as err:
-            from ganforge.config import format_validation_error
+            from ganforge.config import format_validation_error, valid_keys_hint
 
-            valid = ", ".join(self.config_cls.model_fields)
             raise ConfigError(format_validation_error(err, f"model_options for '{self.name}'")
-                              + f" Valid keys: {valid}.") from None
+                              + valid_keys_hint(err, self.config_cls)) from None
 
 
 _MODELS: dict[str, ModelSpec] = {}

@@ -23,7 +23,8 @@ def scan_folder(root: Path) -> tuple[list[Path], int]:
     Hidden files and anything inside hidden directories are ignored too.
     """
     if not root.exists():
-        raise DataError(f"image folder {root} does not exist")
+        raise DataError(f"image folder {root} does not exist; check the path after 'folder:' "
+                        "(relative paths start from the current directory)")
     if not root.is_dir():
         raise DataError(f"{root} is not a directory (use 'npz:{root}' for an .npz file)")
     selected, ignored = [], 0

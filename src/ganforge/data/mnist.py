@@ -103,7 +103,8 @@ def read_idx_split(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
 def load_idx_dir(directory: Path) -> Arrays:
     """All splits present in an IDX directory."""
     if not directory.is_dir():
-        raise DataError(f"MNIST directory {directory} does not exist or is not a directory")
+        raise DataError(f"MNIST directory {directory} does not exist or is not a directory; "
+                        "point 'mnist:DIR' at the folder holding the IDX files")
     splits = idx_splits(directory)
     if not splits:
         raise DataError(

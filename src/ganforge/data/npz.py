@@ -28,7 +28,7 @@ LABEL_KEYS = ("y", "labels")
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise DataError(f"npz file {path} does not exist")
+        raise DataError(f"npz file {path} does not exist; check the path after 'npz:'")
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):

@@ -98,6 +98,12 @@ def resolve(config: RunConfig, data: DataBundle) -> tuple[RunConfig, ModelSpec, 
     return resolved, spec, model_cfg
 
 
+def check_batch_size(batch_size: int, data: DataBundle) -> None:
+    if batch_size > len(data):
+        raise ConfigError(f"batch_size {batch_size} is larger than the data set "
+                          f"'{data.spec}' ({len(data)} samples); lower --batch-size.")
+
+
 def load_data(config: RunConfig) -> DataBundle:
     return load_source(config.data, resolution=config.resolution, channels=config.channels,
                        skip_bad=config.skip_bad, split=config.split, seed=config.data_seed)
@@ -123,6 +129,7 @@ def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) ->
     pick_device(config.device)
     data = load_data(config)
     resolve(config, data)  # validate before creating anything on disk
+    check_batch_size(config.batch_size, data)
     run_dir = rundir.new_run_dir(config.out, source_short_name(config.data), config.model)
     trainer = _build(config, run_dir, data)
     atomic_write_text(run_dir / rundir.CONFIG, dump_config(trainer.cfg))

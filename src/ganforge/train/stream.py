@@ -20,8 +20,8 @@ class DataStream:
     def __init__(self, bundle: DataBundle, batch_size: int, seed: int,
                  device: torch.device | str = "cpu", with_labels: bool = True) -> None:
         if batch_size > len(bundle):
-            raise ConfigError(f"batch_size {batch_size} is larger than the data set "
-                              f"'{bundle.spec}' ({len(bundle)} samples); lower --batch-size.")
+            raise ConfigError(f"batch_size {batch_size} exceeds the {len(bundle)} samples of "
+                              f"'{bundle.spec}'; lower --batch-size.")
         self.bundle, self.batch_size, self.device = bundle, batch_size, torch.device(device)
         self.with_labels = with_labels and bundle.labels is not None
         self.generator = torch.Generator().manual_seed(seed)
