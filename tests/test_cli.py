@@ -143,3 +143,8 @@ def test_unwritable_output_and_bad_yaml_value_are_clean_errors(tmp_path: Path) -
     _assert_clean_error(proc, "not valid YAML")
     proc = run_cli("sample", str(tmp_path), "--out", str(tmp_path / "x.jpg"))
     _assert_clean_error(proc, ".png")
+
+
+def test_models_lists_registered_models_with_options() -> None:
+    out = run_cli("models", check=True).stdout
+    assert "dcgan (image)" in out and "mlp (points)" in out and "g_width = 64" in out

@@ -74,18 +74,21 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 @app.command()
 @user_errors
 def train(
-    data: Annotated[str | None, typer.Option(help="Data source: digits, mnist[:DIR], "
+    data: Annotated[str | None, typer.Option(help="Data source: digits (default), mnist[:DIR], "
                                              "folder:PATH, npz:PATH, ring, grid.")] = None,
-    model: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Total training steps.")] = None,
-    out: Annotated[str | None, typer.Option(help="Folder that receives the run dir.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Model name (default dcgan); `ganforge models` lists them.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Total training steps (default 2000).")] = None,
+    out: Annotated[str | None, typer.Option(
+        help="Folder that receives the run dir (default runs).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (strict).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Run directory to continue.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    resolution: Annotated[int | None, typer.Option(help="Image side in pixels.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default 64).")] = None,
+    resolution: Annotated[int | None, typer.Option(
+        help="Image side in pixels (default 32).")] = None,
     loss: Annotated[str | None, typer.Option(
-        help="minimax, nonsaturating, lsgan, wgan-gp or hinge.")] = None,
+        help="minimax, nonsaturating (default), lsgan, wgan-gp or hinge.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu (default), cuda, cuda:N.")] = None,
     conditional: Annotated[bool | None, typer.Option(
         "--conditional/--unconditional", help="Condition on the data's labels.")] = None,
@@ -93,7 +96,8 @@ def train(
         "--skip-bad", help="Skip unreadable image files (they are counted).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Any config key, dotted: --set g_optim.lr=1e-4.")] = None,
-    progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
+                                                  help="Show the progress bar.")] = None,
 ) -> None:
     """Train a GAN; a run directory with samples, metrics and checkpoints appears."""
     import ganforge as gf
@@ -184,6 +188,21 @@ def info(
         typer.echo(json.dumps(summary, indent=2))
     else:
         typer.echo(yaml.safe_dump(summary, sort_keys=False).rstrip())
+
+
+@app.command()
+@user_errors
+def models() -> None:
+    """List the registered models with their options and defaults."""
+    import ganforge  # noqa: F401  (registers the models)
+    from ganforge.registry import get_model, model_names
+
+    for name in model_names():
+        spec = get_model(name)
+        typer.echo(f"{name} ({spec.kind}): {spec.description}")
+        for field, info in spec.config_cls.model_fields.items():
+            typer.echo(f"    {field} = {info.default!r}"
+                       + (f"  # {info.description}" if info.description else ""))
 
 
 def main() -> None:
