@@ -176,3 +176,15 @@ def test_crash_while_writing_leaves_previous_checkpoint_loadable(tmp_path: Path)
     save_state(path, {"w": torch.zeros(2)})
     assert torch.equal(load_state(path)[0]["w"], torch.zeros(2))
     assert os.stat(path).st_size > 0
+
+
+def test_wrong_kinds_of_path_are_named_plainly(tmp_path: Path) -> None:
+    from ganforge.summary import describe
+
+    (tmp_path / "notes.txt").write_text("hello, this is not a model\n" * 20)
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        gf.load(tmp_path / "notes.txt")
+    with pytest.raises(CheckpointError, match="not a ganforge run directory"):
+        gf.load(tmp_path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        describe(tmp_path / "missing.safetensors")

@@ -104,6 +104,9 @@ def test_resume_refuses_changed_settings_and_finished_runs(tmp_path: Path) -> No
                    "g_optim.lr=1e-5", check=True)
     assert rundir.checkpoints(run)[0][0] == 40
     assert yaml.safe_load((run / "config.yaml").read_text())["g_optim"]["lr"] == 1e-5
+    before = yaml.safe_load((run / "config.before-step-00000020.yaml").read_text())
+    assert before["g_optim"]["lr"] != 1e-5 and before["steps"] == 20
+    assert "config changed on resume at step 20" in (run / "log.txt").read_text()
     state = run / "checkpoints" / "state-00000040.safetensors"
     info = run_cli("info", str(state), check=True).stdout
     assert "training state" in info and "step: 40" in info

@@ -177,9 +177,9 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
                               "safetensors file. Use an earlier checkpoint or re-export it.")
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > min(_MAX_HEADER, len(data) - 8):
-        raise CheckpointError(f"{path} is truncated or not a safetensors file (its header claims"
-                              f" {header_len} bytes, the file has {len(data)}). Use an earlier "
-                              "checkpoint or re-export it.")
+        raise CheckpointError(f"{path} is not a safetensors file, or is truncated (its header "
+                              "cannot be read). Pass a .safetensors file written by ganforge; "
+                              "if this was one, use an earlier checkpoint or re-export it.")
     try:
         header = json.loads(data[8:8 + header_len])
         tensors = st_load(data)

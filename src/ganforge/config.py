@@ -100,6 +100,8 @@ def format_validation_error(err: ValidationError, where: str) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown key '{loc}'")
+        elif e["type"] == "value_error":  # our own validators already name the value
+            parts.append(f"'{loc}': {e['msg'].removeprefix('Value error, ')}")
         else:
             parts.append(f"'{loc}': {e['msg']} (got {e.get('input')!r})")
     return f"Invalid configuration in {where}: " + "; ".join(parts) + "."
@@ -116,8 +118,18 @@ def validate_config(data: dict[str, Any], where: str = "the configuration") -> R
 
 def valid_keys_hint(err: ValidationError, model: type[BaseModel]) -> str:
     """' Valid keys: ...' when the error is about an unknown key, else ''."""
-    if any(e["type"] == "extra_forbidden" for e in err.errors()):
-        return f" Valid keys: {', '.join(model.model_fields)}."
+    for e in err.errors():
+        if e["type"] != "extra_forbidden":
+            continue
+        target: type[BaseModel] = model
+        for part in e["loc"][:-1]:  # descend into nested configs (e.g. g_optim)
+            field = target.model_fields.get(str(part))
+            sub = field.annotation if field else None
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                target = sub
+        where = ".".join(map(str, e["loc"][:-1]))
+        label = f"Valid keys of {where}" if target is not model else "Valid keys"
+        return f" {label}: {', '.join(target.model_fields)}."
     return ""
 
 

@@ -20,6 +20,10 @@ LabelsArg = int | Sequence[int] | torch.Tensor | None
 def resolve_generator_path(path: str | Path) -> Path:
     """A run directory means its exported generator; a file is taken as is."""
     p = Path(path)
+    if p.is_dir() and not (p / "config.yaml").is_file():
+        raise CheckpointError(f"{p} is a folder but not a ganforge run directory (it has no "
+                              "config.yaml); pass the folder `ganforge train` created or a "
+                              ".safetensors file.")
     if p.is_dir():
         f = p / EXPORT_NAME
         if not f.exists():

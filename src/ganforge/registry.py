@@ -34,7 +34,7 @@ class ModelSpec:
         except ValidationError as err:
             from ganforge.config import format_validation_error, valid_keys_hint
 
-            raise ConfigError(format_validation_error(err, f"model_options for '{self.name}'")
+            raise ConfigError(format_validation_error(err, f"the settings of model '{self.name}'")
                               + valid_keys_hint(err, self.config_cls)) from None
 
 

@@ -17,7 +17,8 @@ def describe_state(path: Path) -> dict[str, Any]:
     state, extras = load_state(path)
     recipe = state.get("recipe", {})
     return {"file": str(path), "kind": "training state", "model": extras.get("model"),
-            "step": state.get("step"), "contains": [*sorted(recipe), "rng", "stream"],
+            "step": state.get("step"),
+            "contains": {"recipe": sorted(recipe), "trainer": sorted(set(state) - {"recipe"})},
             "run": str(path.parent.parent) if path.parent.name == rundir.CHECKPOINTS else None}
 
 
@@ -35,6 +36,9 @@ def describe_file(path: Path) -> dict[str, Any]:
 def describe(path: str | Path) -> dict[str, Any]:
     """Summary of a run directory (config, status, latest metrics) or of one file."""
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; pass a run directory or a .safetensors "
+                              "file written by ganforge.")
     if path.is_file():
         return describe_file(path)
     if not rundir.is_run_dir(path):

@@ -137,6 +137,22 @@ def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) ->
     return Run(run_dir, trainer.cfg, trainer.step)
 
 
+def _record_config_change(run_dir: Path, trainer: Trainer) -> None:
+    """Keep the config that produced the steps so far before writing the new one."""
+    path = run_dir / rundir.CONFIG
+    old, new = path.read_text(), dump_config(trainer.cfg)
+    if old == new:
+        return
+    kept = run_dir / f"config.before-step-{trainer.step:08d}.yaml"
+    atomic_write_text(kept, old)
+    before, after = read_yaml(path), trainer.cfg.model_dump(mode="json")
+    changed = ", ".join(f"{k}: {before.get(k)!r} -> {after[k]!r}" for k in after
+                        if before.get(k) != after[k])
+    trainer.log(f"config changed on resume at step {trainer.step} ({changed}); the previous "
+                f"config is kept as {kept.name}")
+    atomic_write_text(path, new)
+
+
 # Settings that may change when a run resumes (e.g. lower learning rates after a NaN).
 # Everything else (data, model, seed, batch size) is fixed by the checkpoint.
 RESUMABLE = frozenset({"steps", "progress", "device", "g_optim", "d_optim", "loss", "r1_gamma",
@@ -175,6 +191,6 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None 
     if trainer.step >= config.steps:
         raise ConfigError(f"Run {run_dir.name} already reached step {trainer.step} of "
                           f"{config.steps}; pass --steps with a larger total to train further.")
-    atomic_write_text(run_dir / rundir.CONFIG, dump_config(trainer.cfg))
+    _record_config_change(run_dir, trainer)
     trainer.run(resumed=True)
     return Run(run_dir, trainer.cfg, trainer.step)

@@ -180,8 +180,12 @@ class Trainer:
                                     resume_step=self.step if resumed else None)
         self._open_writer(resumed)
         start_step, started = self.step, time.perf_counter()
+        d = self.data
+        splits = f", splits: {'+'.join(d.info['splits'])}" if d.info.get("splits") else ""
+        classes = f", {d.num_classes} classes" if d.num_classes else ""
         self.log(f"{'resuming' if resumed else 'starting'} {self.run_dir.name} at step "
-                 f"{self.step}/{cfg.steps} on {self.device} ({len(self.data)} samples)")
+                 f"{self.step}/{cfg.steps} on {self.device}; data {d.spec}: {len(d)} samples "
+                 f"of shape {'x'.join(map(str, d.sample_shape))}{classes}{splits}")
         self._status("running", started, start_step)
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.run_dir.name, unit="step",
                    disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
