@@ -94,3 +94,45 @@ def test_penalties_on_a_linear_critic() -> None:
     unit = torch.tensor([0.6, 0.8])
     assert gradient_penalty(lambda x: x @ unit, torch.randn(6, 2),
                             torch.randn(6, 2)).item() == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"])
+def test_objectives_push_in_the_right_directions(kind: str) -> None:
+    """D raises real logits and lowers fake ones; G raises fake logits (inside every
+    objective's targets: LSGAN's are 1 for real and 0 for fake)."""
+    real = torch.full((4,), 0.1, requires_grad=True)
+    fake = torch.full((4,), 0.5, requires_grad=True)
+    d_loss(kind, real, fake).backward()
+    assert (real.grad < 0).all() and (fake.grad > 0).all()
+    fake_g = torch.full((4,), 0.5, requires_grad=True)
+    g_loss(kind, fake_g).backward()
+    assert (fake_g.grad < 0).all()
+
+
+def test_ema_update_and_warmup() -> None:
+    from ganforge.train.ema import EMA
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = EMA(model, decay=0.9, start=1)
+    before = ema.model[0].weight.clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].running_mean.fill_(3.0)
+    ema.update(model, step=0)  # before start: a copy
+    assert torch.equal(ema.model[0].weight, model[0].weight)
+    assert not torch.equal(ema.model[0].weight, before)
+    prev = ema.model[0].weight.clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    ema.update(model, step=1)
+    assert torch.allclose(ema.model[0].weight, 0.9 * prev + 0.1 * model[0].weight)
+    assert torch.equal(ema.model[1].running_mean, torch.full((2,), 3.0))  # buffers copied
+
+
+def test_lr_schedules() -> None:
+    from ganforge.train.gan import lr_factor
+
+    assert lr_factor("constant", 500, 1000) == 1.0
+    assert lr_factor("linear", 0, 1000) == 1.0 and lr_factor("linear", 750, 1000) == 0.25
+    assert lr_factor("cosine", 500, 1000) == pytest.approx(0.5)
+    assert lr_factor("cosine", 1000, 1000) == pytest.approx(0.0)

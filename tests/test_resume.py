@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -19,7 +20,7 @@ from ganforge.train import rundir
 
 from .conftest import run_cli
 
-STEPS, EVERY = 300, 20
+STEPS, EVERY = 600, 20
 
 
 def _train_args(out: Path) -> list[str]:
@@ -58,7 +59,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path: Path) -> None:
 
     env = {**os.environ}
     proc = subprocess.Popen([sys.executable, "-m", "ganforge", *_train_args(tmp_path / "k")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed_run = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -100,10 +101,17 @@ def test_resume_refuses_changed_settings_and_finished_runs(tmp_path: Path) -> No
     assert proc.returncode == 2 and "Cannot change seed" in proc.stderr
     proc = run_cli("train", "--resume", str(run))
     assert proc.returncode == 2 and "already reached step 20" in proc.stderr
+    proc = run_cli("train", "--resume", str(run), "--steps", "40")
+    assert proc.returncode == 2 and "would rewind that schedule" in proc.stderr
     proc = run_cli("train", "--resume", str(run), "--steps", "40", "--set",
-                   "g_optim.lr=1e-5", check=True)
+                   "lr_schedule=constant", "--set", "g_optim.lr=1e-5", "--set",
+                   "d_optim.betas=[0.0, 0.9]", "--set", "d_optim.weight_decay=0.01", check=True)
     assert rundir.checkpoints(run)[0][0] == 40
     assert yaml.safe_load((run / "config.yaml").read_text())["g_optim"]["lr"] == 1e-5
+    final, _ = load_state(rundir.state_path(run, 40))  # the optimizers use the new settings
+    d_group = final["recipe"]["opt_d"]["param_groups"][0]
+    assert d_group["betas"] == (0.0, 0.9) and d_group["weight_decay"] == 0.01
+    assert final["recipe"]["opt_g"]["param_groups"][0]["lr"] == 1e-5
     before = yaml.safe_load((run / "config.before-step-00000020.yaml").read_text())
     assert before["g_optim"]["lr"] != 1e-5 and before["steps"] == 20
     assert "config changed on resume at step 20" in (run / "log.txt").read_text()
@@ -120,10 +128,13 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "ganforge", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while True:
         runs = list((tmp_path / "t").glob("*/metrics.jsonl"))
         if runs and runs[0].stat().st_size > 0:  # training is under way
             break
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("training did not start in time")
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)

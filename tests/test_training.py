@@ -70,10 +70,11 @@ def test_conditional_dcgan_samples_requested_classes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"])
 def test_every_objective_trains_finitely(tmp_path: Path, loss: str) -> None:
-    run = gf.train(tiny_image_config(tmp_path, loss=loss, steps=6, n_critic=2,
+    run = gf.train(tiny_image_config(tmp_path, loss=loss, steps=30, n_critic=2, log_every=10,
                                      r1_gamma=1.0 if loss == "hinge" else 0.0))
     last = run.metrics[-1]
-    assert last["step"] == 6 and all(v == v for v in last.values())  # no NaN
+    assert last["step"] == 30
+    assert last["d_real"] > last["d_fake"], last  # D learned to tell real from fake
     if loss == "wgan-gp":
         assert run.config.model_options["d_norm"] == "none" and "gp" in last
     if loss == "hinge":
@@ -116,3 +117,51 @@ def test_sampling_leaves_global_rng_alone_and_returns_normal_tensors(tmp_path: P
     assert torch.equal(torch.rand(3), expected)
     x.mul_(0.5)  # an ordinary tensor, not an inference-mode one
     assert not torch.equal(g.sample(4), g.sample(4))
+
+
+def test_export_recomputes_batchnorm_statistics_for_the_ema_weights(tmp_path: Path) -> None:
+    from ganforge.train.run import _build, load_data
+
+    cfg = gf.load_config(None, tiny_image_config(tmp_path))
+    trainer = _build(cfg, tmp_path, load_data(cfg))
+    recipe = trainer.recipe
+    for step in range(3):
+        recipe.train_step(step, trainer.stream)
+    export = recipe.export_generator()
+    bn = next(m for m in export.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    # replay the 16 standing-statistics batches through the EMA weights
+    seen: list[torch.Tensor] = []
+    ema = recipe.ema.model
+    ema_bn = next(m for m in ema.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    hook = ema_bn.register_forward_hook(lambda m, i, o: seen.append(i[0].mean((0, 2, 3))))
+    rng = torch.Generator().manual_seed(cfg.seed + 3)
+    with torch.no_grad():
+        for _ in range(16):
+            ema.eval()(ema.sample_latents(64, generator=rng))
+    hook.remove()
+    assert torch.allclose(bn.running_mean, torch.stack(seen).mean(0), atol=1e-5)
+    assert not torch.allclose(bn.running_mean, ema_bn.running_mean)  # not the training stats
+    assert not export.training and recipe.ema.model is not export
+
+
+def test_n_critic_draws_one_real_batch_per_discriminator_step(tmp_path: Path) -> None:
+    from ganforge.train.run import _build, load_data
+
+    cfg = gf.load_config(None, tiny_image_config(tmp_path, n_critic=3))
+    trainer = _build(cfg, tmp_path, load_data(cfg))
+    trainer.recipe.train_step(0, trainer.stream)
+    assert trainer.stream.pos == 3 * cfg.batch_size
+
+
+def test_graceful_stop_catches_the_first_signal_only() -> None:
+    import os
+    import signal
+
+    from ganforge.train.stopper import GracefulStop
+
+    previous = signal.getsignal(signal.SIGINT)
+    with GracefulStop() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested and stop.signal_name == "SIGINT"
+        assert signal.getsignal(signal.SIGINT) is previous  # a second Ctrl-C acts at once
+    assert signal.getsignal(signal.SIGINT) is previous

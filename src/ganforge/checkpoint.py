@@ -71,7 +71,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+def ensure_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Raise NonFiniteError if any floating tensor holds NaN or Inf."""
     bad = [k for k, t in tensors.items()
            if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())]
     if bad:
@@ -88,7 +89,7 @@ def save_generator(path: str | Path, generator: torch.nn.Module, model: str,
                    config: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
     """Export a generator's weights with its registry name and config as JSON metadata."""
     tensors = _prepare(generator.state_dict())
-    _check_finite(tensors, f"generator {path}")
+    ensure_finite(tensors, f"generator {path}")
     meta = {"format": GENERATOR_FORMAT, "model": model, "config": json.dumps(config)}
     for key, value in (extra or {}).items():
         meta[key] = json.dumps(value)
@@ -101,7 +102,7 @@ def save_state(path: str | Path, state: dict[str, Any], extra: dict[str, Any] | 
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _encode(state, tensors, "")
     tensors = _prepare(tensors)
-    _check_finite(tensors, f"training state {path}")
+    ensure_finite(tensors, f"training state {path}")
     meta = {"format": STATE_FORMAT, "state": json.dumps(skeleton, allow_nan=False)}
     for key, value in (extra or {}).items():
         meta[key] = json.dumps(value)
@@ -111,6 +112,8 @@ def save_state(path: str | Path, state: dict[str, Any], extra: dict[str, Any] | 
 def _encode(obj: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
     if isinstance(obj, torch.Tensor):
         name = prefix or "_"
+        if name in tensors:
+            raise ValueError(f"two tensors of the state map to the name '{name}'")
         tensors[name] = obj
         return {"$tensor": name}
     if isinstance(obj, dict):
@@ -166,7 +169,9 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory; expected a .safetensors file.")
     data = path.read_bytes()
-    kind = _sniff(path, data[:8])
+    plausible = len(data) >= 9 and data[8:9] == b"{" and \
+        struct.unpack("<Q", data[:8])[0] <= len(data) - 8
+    kind = None if plausible else _sniff(path, data[:8])
     if kind is not None:
         raise CheckpointError(
             f"{path} is {kind}. ganforge never loads pickles: unpickling can run arbitrary "

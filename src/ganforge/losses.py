@@ -50,11 +50,14 @@ def r1_penalty(real_logits: Logits, real: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], Logits], real: torch.Tensor,
-                     fake: torch.Tensor, generator: torch.Generator | None = None
-                     ) -> torch.Tensor:
-    """WGAN-GP (Gulrajani et al., 2017): E (||grad D(x_hat)|| - 1)^2 on random interpolates."""
-    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    alpha = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+                     fake: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al., 2017): E (||grad D(x_hat)|| - 1)^2 on random interpolates.
+
+    ``alpha`` (N, 1, ...) mixes real and fake; uniform random when not given.
+    """
+    if alpha is None:
+        shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+        alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()

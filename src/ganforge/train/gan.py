@@ -53,11 +53,13 @@ class GANRecipe:
         self.opt_g = make_adam(self.G, config.g_optim)
         self.opt_d = make_adam(self.D, config.d_optim)
         self.ema = EMA(self.G, config.ema_decay, config.ema_start)
-        self.rng = torch.Generator(device).manual_seed(config.seed + 1)
+        # draws happen on the CPU and move to the device, so the RNG state (and a resumed
+        # run) does not depend on the device
+        self.rng = torch.Generator().manual_seed(config.seed + 1)
 
     # ---------------------------------------------------------------- one step
     def _latents(self, n: int) -> torch.Tensor:
-        return self.G.sample_latents(n, generator=self.rng, device=self.device)
+        return self.G.sample_latents(n, generator=self.rng).to(self.device, non_blocking=True)
 
     def _d_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None,
                 fake: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -71,7 +73,9 @@ class GANRecipe:
             logs["r1"] = r1_penalty(real_logits, x)
             loss = loss + 0.5 * cfg.r1_gamma * logs["r1"]
         if cfg.loss == "wgan-gp" and cfg.gp_weight > 0:
-            logs["gp"] = gradient_penalty(lambda t: self.D(t, y), x, fake, self.rng)
+            alpha = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=self.rng)
+            logs["gp"] = gradient_penalty(lambda t: self.D(t, y), x, fake,
+                                          alpha=alpha.to(self.device, x.dtype))
             loss = loss + cfg.gp_weight * logs["gp"]
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
@@ -122,12 +126,12 @@ class GANRecipe:
                 m.reset_running_stats()
                 m.momentum = None  # cumulative average over the batches below
             g.train()
-            rng = torch.Generator(self.device).manual_seed(self.cfg.seed + 3)
+            rng = torch.Generator().manual_seed(self.cfg.seed + 3)
             for _ in range(stat_batches):
-                z = g.sample_latents(batch, generator=rng, device=self.device)
+                z = g.sample_latents(batch, generator=rng).to(self.device)
                 y = None
                 if g.num_classes:
-                    y = torch.randint(g.num_classes, (batch,), generator=rng, device=self.device)
+                    y = torch.randint(g.num_classes, (batch,), generator=rng).to(self.device)
                 g(z, y)
             for m, momentum in zip(bns, momenta, strict=True):
                 m.momentum = momentum
@@ -145,4 +149,8 @@ class GANRecipe:
         self.ema.model.load_state_dict(state["G_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        for opt, cfg in ((self.opt_g, self.cfg.g_optim), (self.opt_d, self.cfg.d_optim)):
+            for group in opt.param_groups:  # settings changed on resume take effect
+                group.update(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                             weight_decay=cfg.weight_decay)
         self.rng.set_state(state["rng"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ def pick_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"Unknown device '{name}'; use cpu, cuda or cuda:N.") from None
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available to this "
                           "PyTorch build; use --device cpu.")
@@ -59,10 +62,15 @@ def _model_options(config: RunConfig, spec: ModelSpec, derived: dict[str, Any]
             raise ConfigError(f"model_options.{key}={options[key]!r} contradicts the data/run "
                               f"settings ({key}={value!r}); remove it from model_options.")
         options[key] = value
-    if config.loss == "wgan-gp" and "d_norm" in spec.config_cls.model_fields:
-        if options.get("d_norm", "batch") == "batch" and "d_norm" in config.model_options:
+    # Gradient penalties are per sample; BatchNorm in D mixes the samples of a batch. So
+    # WGAN-GP and R1 default to a D without it (WGAN-GP refuses it, R1 allows it if asked).
+    per_sample = config.loss == "wgan-gp" or config.r1_gamma > 0
+    if per_sample and "d_norm" in spec.config_cls.model_fields:
+        explicit = "d_norm" in config.model_options
+        if config.loss == "wgan-gp" and explicit and options["d_norm"] == "batch":
             raise ConfigError("WGAN-GP penalises per-sample gradients, which BatchNorm in the "
-                              "discriminator mixes; set model_options.d_norm: none.")
+                              "discriminator mixes; set model_options.d_norm: none (this "
+                              "cannot change when resuming a run trained with BatchNorm).")
         options.setdefault("d_norm", "none")
     return options
 
@@ -182,6 +190,13 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None 
         raise ConfigError(f"Cannot change {', '.join(fixed)} when resuming {run_dir.name}: the "
                           "checkpoint fixes data, model, seed and batch size. Resumable "
                           f"settings: {', '.join(sorted(RESUMABLE))}. Start a new run instead.")
+    if ("steps" in changes and changes["steps"] != raw.get("steps")
+            and raw.get("lr_schedule", "constant") != "constant"
+            and not any(k.split(".")[0] == "lr_schedule" for k in changes)):
+        raise ConfigError(f"{run_dir.name} decays its learning rates to 0 at step "
+                          f"{raw.get('steps')} (lr_schedule: {raw['lr_schedule']}); a new "
+                          "--steps would rewind that schedule. Add --set lr_schedule=constant "
+                          f"(or --set lr_schedule={raw['lr_schedule']} to accept the rewind).")
     for key, value in changes.items():
         set_dotted(raw, key, value)
     config = validate_config(raw, str(run_dir / rundir.CONFIG))

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ganforge.checkpoint import load_state, save_generator, save_state
+from ganforge.checkpoint import ensure_finite, load_state, save_generator, save_state
 from ganforge.config import RunConfig
 from ganforge.data import DataBundle
 from ganforge.errors import CheckpointError, NonFiniteError, StoppedError
@@ -80,13 +80,19 @@ class Trainer:
         for step, path in rundir.checkpoints(self.run_dir):
             try:
                 state, _ = load_state(path)
-                self.load_state_dict(state)
-            except (CheckpointError, KeyError, TypeError, ValueError, RuntimeError) as err:
+            except CheckpointError as err:
                 aside = path.with_name(path.name + ".corrupt")
                 path.replace(aside)
                 problems.append(f"checkpoint at step {step} is unreadable ({err}); "
                                 f"moved aside to {aside.name}")
                 continue
+            try:
+                self.load_state_dict(state)
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise CheckpointError(f"Checkpoint {path} does not fit this run ({msg}); was "
+                                      "config.yaml edited by hand? Restore it, or start a new "
+                                      "run.") from None
             for note in problems:
                 self.log(note)
             self.last_good = path
@@ -130,11 +136,13 @@ class Trainer:
         return path
 
     def write_checkpoint(self) -> Path:
+        export = self.recipe.export_generator()
+        ensure_finite(export.state_dict(), f"the exported generator at step {self.step}")
         path = rundir.state_path(self.run_dir, self.step)
         save_state(path, self.state_dict(), {"step": self.step, "model": self.cfg.model})
         meta = {**self.generator_meta, "step": self.step}
-        save_generator(self.run_dir / EXPORT_NAME, self.recipe.export_generator(),
-                       self.cfg.model, self.cfg.model_options, meta)
+        save_generator(self.run_dir / EXPORT_NAME, export, self.cfg.model,
+                       self.cfg.model_options, meta)
         rundir.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
         self.last_good = path
         return path
@@ -217,8 +225,8 @@ class Trainer:
         except NonFiniteError as err:
             where = (f"The last good checkpoint is {self.last_good}; resume from it with "
                      f"`ganforge train --resume {self.run_dir} --set g_optim.lr=... "
-                     "--set d_optim.lr=...` (lower learning rates), or change --loss or "
-                     "r1_gamma the same way.") if self.last_good \
+                     "--set d_optim.lr=...` (lower learning rates) or with a larger "
+                     "--set r1_gamma=....") if self.last_good \
                 else "No checkpoint had been saved yet."
             msg = f"{err} Nothing non-finite was saved. {where}"
             self.log(msg)
