@@ -5,7 +5,8 @@ process; the reference is written here in the style of the classic PyTorch DCGAN
 example (one G forward, D on real and detached fake, then G through D). ganforge's step
 adds what the trainer needs (NaN checks, gradient norms, EMA update, data stream).
 
-    .venv/bin/python benchmarks/dcgan_step.py [--steps 40] [--json benchmarks/results/dcgan_step.json]
+    .venv/bin/python benchmarks/dcgan_step.py [--steps 20] \
+        [--json benchmarks/results/dcgan_step.json]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,21 +30,30 @@ from ganforge.train.run import resolve
 from ganforge.train.stream import DataStream
 
 
-def _time(step, n: int, warmup: int = 3, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
-    for _ in range(warmup):
+def _rate(step: Callable[[], object], n: int) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
         step()
-    rates = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(n):
+    return n / (time.perf_counter() - t)
+
+
+def _interleaved(steps: dict[str, Callable[[], object]], n: int, rounds: int = 5,
+                 warmup: int = 3) -> dict[str, float]:
+    """Median steps/s of each variant, alternating variants every round so that machine
+    noise (other load, clocks) hits them alike."""
+    for step in steps.values():
+        for _ in range(warmup):
             step()
-        rates.append(n / (time.perf_counter() - t))
-    return statistics.median(rates)
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            rates[name].append(_rate(step, n))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=20, help="steps per timed round")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/dcgan_step.json"))
     args = ap.parse_args()
 
@@ -53,7 +64,6 @@ def main() -> None:
     recipe = GANRecipe(cfg, spec, model_cfg, torch.device("cpu"))
     stream = DataStream(data, 64, seed=0, with_labels=False)
     counter = iter(range(10**9))
-    ganforge_rate = _time(lambda: recipe.train_step(next(counter), stream), args.steps)
 
     # plain reference: same architecture, classic alternating loop
     G = spec.build_generator(get_model("dcgan").make_config(cfg.model_options))
@@ -74,7 +84,9 @@ def main() -> None:
         loss_g.backward()
         opt_g.step()
 
-    reference_rate = _time(reference_step, args.steps)
+    rates = _interleaved({"ganforge": lambda: recipe.train_step(next(counter), stream),
+                          "reference": reference_step}, args.steps)
+    ganforge_rate, reference_rate = rates["ganforge"], rates["reference"]
     result = {
         "benchmark": "dcgan_step", "resolution": 32, "batch": 64, "channels": 1,
         "threads": torch.get_num_threads(), "torch": torch.__version__,

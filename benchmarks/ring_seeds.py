@@ -3,7 +3,8 @@
 Uses the setting of tests/test_learning.py (DATA.md protocol: 2,500 samples, high
 quality = within 3 std of the nearest mode). Prints a table and writes JSON.
 
-    .venv/bin/python benchmarks/ring_seeds.py [--seeds 0 1 2] [--json benchmarks/results/ring_seeds.json]
+    .venv/bin/python benchmarks/ring_seeds.py [--seeds 0 1 2] \
+        [--json benchmarks/results/ring_seeds.json]
 """
 
 from __future__ import annotations
