@@ -17,6 +17,7 @@ from ganforge.errors import ConfigError
 from ganforge.registry import ModelSpec, get_model
 from ganforge.train import rundir
 from ganforge.train.gan import GANRecipe
+from ganforge.train.stream import check_batch_size
 from ganforge.train.trainer import Trainer
 
 
@@ -106,26 +107,21 @@ def resolve(config: RunConfig, data: DataBundle) -> tuple[RunConfig, ModelSpec, 
     return resolved, spec, model_cfg
 
 
-def check_batch_size(batch_size: int, data: DataBundle) -> None:
-    if batch_size > len(data):
-        raise ConfigError(f"batch_size {batch_size} is larger than the data set "
-                          f"'{data.spec}' ({len(data)} samples); lower --batch-size.")
-
-
 def load_data(config: RunConfig) -> DataBundle:
     return load_source(config.data, resolution=config.resolution, channels=config.channels,
                        skip_bad=config.skip_bad, split=config.split, seed=config.data_seed)
 
 
-def _build(config: RunConfig, run_dir: Path, data: DataBundle) -> Trainer:
-    resolved, spec, model_cfg = resolve(config, data)
-    device = pick_device(resolved.device)
-    torch.manual_seed(resolved.seed)
-    torch.use_deterministic_algorithms(resolved.deterministic, warn_only=True)
-    recipe = GANRecipe(resolved, spec, model_cfg, device)
+def _build(config: RunConfig, run_dir: Path, data: DataBundle,
+           resolved: tuple[RunConfig, ModelSpec, BaseModel] | None = None) -> Trainer:
+    resolved_cfg, spec, model_cfg = resolved or resolve(config, data)
+    device = pick_device(resolved_cfg.device)
+    torch.manual_seed(resolved_cfg.seed)
+    torch.use_deterministic_algorithms(resolved_cfg.deterministic, warn_only=True)
+    recipe = GANRecipe(resolved_cfg, spec, model_cfg, device)
     meta = {"data": {"spec": data.spec, "name": data.name, "kind": data.kind,
                      "num_classes": data.num_classes}, "run": run_dir.name}
-    return Trainer(resolved, run_dir, recipe, data, device, meta)
+    return Trainer(resolved_cfg, run_dir, recipe, data, device, meta)
 
 
 def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) -> Run:
@@ -136,10 +132,10 @@ def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) ->
     check_model(config)
     pick_device(config.device)
     data = load_data(config)
-    resolve(config, data)  # validate before creating anything on disk
+    resolved = resolve(config, data)  # validate before creating anything on disk
     check_batch_size(config.batch_size, data)
     run_dir = rundir.new_run_dir(config.out, source_short_name(config.data), config.model)
-    trainer = _build(config, run_dir, data)
+    trainer = _build(config, run_dir, data, resolved)
     atomic_write_text(run_dir / rundir.CONFIG, dump_config(trainer.cfg))
     trainer.run()
     return Run(run_dir, trainer.cfg, trainer.step)

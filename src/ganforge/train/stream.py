@@ -10,6 +10,13 @@ from ganforge.data import DataBundle
 from ganforge.errors import ConfigError
 
 
+def check_batch_size(batch_size: int, data: DataBundle) -> None:
+    """A batch must fit in the data set (the stream drops the ragged last batch)."""
+    if batch_size > len(data):
+        raise ConfigError(f"batch_size {batch_size} is larger than the data set "
+                          f"'{data.spec}' ({len(data)} samples); lower --batch-size.")
+
+
 class DataStream:
     """Shuffles once per epoch with its own generator; drops the ragged last batch.
 
@@ -19,9 +26,7 @@ class DataStream:
 
     def __init__(self, bundle: DataBundle, batch_size: int, seed: int,
                  device: torch.device | str = "cpu", with_labels: bool = True) -> None:
-        if batch_size > len(bundle):
-            raise ConfigError(f"batch_size {batch_size} exceeds the {len(bundle)} samples of "
-                              f"'{bundle.spec}'; lower --batch-size.")
+        check_batch_size(batch_size, bundle)
         self.bundle, self.batch_size, self.device = bundle, batch_size, torch.device(device)
         self.with_labels = with_labels and bundle.labels is not None
         self.generator = torch.Generator().manual_seed(seed)

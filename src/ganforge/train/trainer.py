@@ -54,6 +54,7 @@ class Trainer:
         self.log = RunLog(run_dir / rundir.LOG, echo=config.progress)
         self._fixed = self._fixed_latents()
         self._writer: Any = None
+        self._export: tuple[int, torch.nn.Module] | None = None  # (step, module) cache
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -114,8 +115,15 @@ class Trainer:
         ncls = self.data.num_classes if self.cfg.conditional else None
         return ncls if ncls and ncls <= 16 else max(1, int(math.sqrt(self.cfg.grid_size)))
 
+    def export_generator(self) -> torch.nn.Module:
+        """The recipe's export for the current step, built once even when a step both
+        samples and checkpoints (it copies G and recomputes BatchNorm statistics)."""
+        if self._export is None or self._export[0] != self.step:
+            self._export = (self.step, self.recipe.export_generator())
+        return self._export[1]
+
     def write_samples(self) -> Path:
-        g = self.recipe.export_generator()
+        g = self.export_generator()
         z, y = self._fixed
         with torch.inference_mode():
             out = g(z.to(self.device), None if y is None else y.to(self.device)).float().cpu()
@@ -136,7 +144,7 @@ class Trainer:
         return path
 
     def write_checkpoint(self) -> Path:
-        export = self.recipe.export_generator()
+        export = self.export_generator()
         ensure_finite(export.state_dict(), f"the exported generator at step {self.step}")
         path = rundir.state_path(self.run_dir, self.step)
         save_state(path, self.state_dict(), {"step": self.step, "model": self.cfg.model})
