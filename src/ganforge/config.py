@@ -92,6 +92,17 @@ class RunConfig(StrictModel):
     progress: bool = True
     deterministic: bool = True
 
+    # periodic evaluation; the best export by eval_metric is kept as best.safetensors
+    eval_every: int = Field(0, ge=0, description="evaluate every N steps and at the last "
+                            "step (0: never)")
+    eval_metric: str = Field("fid", description="selects best.safetensors: fid, kid, is, "
+                             "precision, recall, density, coverage, cas, intra_fid, "
+                             "modes_captured, high_quality or reverse_kl")
+    eval_n: int = Field(2000, ge=10, description="generated (and real) samples per evaluation")
+    eval_features: str = Field("auto", description="feature extractor (see `ganforge eval`)")
+    eval_real: str | None = Field(None, description="real data for evaluation (default: "
+                                  "the training data)")
+
 
 def format_validation_error(err: ValidationError, where: str) -> str:
     """Turn a pydantic error into one readable paragraph."""

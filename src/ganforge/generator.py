@@ -14,6 +14,7 @@ from ganforge.models.base import Generator
 from ganforge.registry import get_model
 
 EXPORT_NAME = "generator.safetensors"
+BEST_NAME = "best.safetensors"  # the export with the best evaluation score so far
 LabelsArg = int | Sequence[int] | torch.Tensor | None
 
 

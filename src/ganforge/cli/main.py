@@ -1,4 +1,4 @@
-"""``ganforge`` command line: train, sample, info."""
+"""``ganforge`` command line: train, sample, info, models (eval and fid: evaluation.py)."""
 
 from __future__ import annotations
 
@@ -207,6 +207,8 @@ def models() -> None:
 
 def main() -> None:
     """Entry point of the ``ganforge`` script."""
+    from ganforge.cli import evaluation  # noqa: F401  (registers eval and fid)
+
     app(prog_name="ganforge")
 
 

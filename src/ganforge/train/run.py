@@ -16,6 +16,7 @@ from ganforge.data import DataBundle, load_source, source_short_name
 from ganforge.errors import ConfigError
 from ganforge.registry import ModelSpec, get_model
 from ganforge.train import rundir
+from ganforge.train.evaluation import check_eval_config
 from ganforge.train.gan import GANRecipe
 from ganforge.train.stream import check_batch_size
 from ganforge.train.trainer import Trainer
@@ -130,6 +131,7 @@ def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) ->
         config = config.model_dump()
     config = validate_config({**(config or {}), **overrides}, "the training options")
     check_model(config)
+    check_eval_config(config)
     pick_device(config.device)
     data = load_data(config)
     resolved = resolve(config, data)  # validate before creating anything on disk
@@ -161,7 +163,7 @@ def _record_config_change(run_dir: Path, trainer: Trainer) -> None:
 # Everything else (data, model, seed, batch size) is fixed by the checkpoint.
 RESUMABLE = frozenset({"steps", "progress", "device", "g_optim", "d_optim", "loss", "r1_gamma",
                        "gp_weight", "n_critic", "lr_schedule", "log_every", "sample_every",
-                       "checkpoint_every", "keep_checkpoints"})
+                       "checkpoint_every", "keep_checkpoints", "eval_every"})
 
 
 def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None = None,

@@ -15,7 +15,7 @@ from ganforge.checkpoint import ensure_finite, load_state, save_generator, save_
 from ganforge.config import RunConfig
 from ganforge.data import DataBundle
 from ganforge.errors import CheckpointError, NonFiniteError, StoppedError
-from ganforge.generator import EXPORT_NAME
+from ganforge.generator import BEST_NAME, EXPORT_NAME
 from ganforge.train import rundir
 from ganforge.train.recipe import Recipe
 from ganforge.train.stopper import GracefulStop
@@ -55,6 +55,12 @@ class Trainer:
         self._fixed = self._fixed_latents()
         self._writer: Any = None
         self._export: tuple[int, torch.nn.Module] | None = None  # (step, module) cache
+        self.best: dict[str, Any] | None = None  # {"metric", "value", "step"}
+        self._evaluator: Any = None
+        if config.eval_every:
+            from ganforge.train.evaluation import PeriodicEval
+
+            self._evaluator = PeriodicEval(config, data, device)
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -63,12 +69,14 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"step": self.step, "recipe": self.recipe.state_dict(),
                 "stream": self.stream.state_dict(), "rng": rng,
-                "log_window": {"sums": dict(self._sums), "count": self._count}}
+                "log_window": {"sums": dict(self._sums), "count": self._count},
+                "best": dict(self.best) if self.best else {}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         window = state.get("log_window", {"sums": {}, "count": 0})
         self._sums, self._count = dict(window["sums"]), int(window["count"])
+        self.best = dict(state["best"]) if state.get("best") else None
         self.recipe.load_state_dict(state["recipe"])
         self.stream.load_state_dict(state["stream"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -155,6 +163,29 @@ class Trainer:
         self.last_good = path
         return path
 
+    def evaluate(self) -> dict[str, float]:
+        """Score the current export; keep it as best.safetensors when it is the best yet."""
+        started = time.perf_counter()
+        export = self.export_generator()
+        values = self._evaluator(export, self.cfg.model)
+        record: dict[str, Any] = {f"eval_{k}": round(float(v), 6) if math.isfinite(v) else None
+                                  for k, v in values.items()}  # strict JSON: no Infinity
+        record["eval_time_s"] = round(time.perf_counter() - started, 2)
+        value = float(values[self._evaluator.key])
+        if self._evaluator.improved(value, self.best):
+            ensure_finite(export.state_dict(), f"the exported generator at step {self.step}")
+            self.best = {"metric": self.cfg.eval_metric, "value": value, "step": self.step,
+                         "features": self._evaluator.extractor.name}
+            meta = {**self.generator_meta, "step": self.step, "best": self.best}
+            save_generator(self.run_dir / BEST_NAME, export, self.cfg.model,
+                           self.cfg.model_options, meta)
+            self.log(f"step {self.step}: {self.cfg.eval_metric} {value:.4g} is the best so far; "
+                     f"saved {BEST_NAME}")
+        for k, v in record.items():
+            if v is not None:
+                self._writer.add_scalar(f"eval/{k.removeprefix('eval_')}", v, self.step)
+        return record
+
     def _open_writer(self, resumed: bool) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -172,18 +203,20 @@ class Trainer:
                                               **self.data.info},
             "device": str(self.device), "elapsed_s": round(elapsed, 2),
             "steps_per_s": round(done / elapsed, 3) if elapsed > 0 and done else None,
-            "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra})
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+            **({"best": self.best} if self.best else {}), **extra})
 
     # ---------------------------------------------------------------- loop
-    def _log_window(self, metrics: rundir.MetricsLog, start_step: int, started: float
-                    ) -> dict[str, Any]:
-        """Write the means of the current log window to metrics.jsonl and TensorBoard."""
+    def _log_window(self, metrics: rundir.MetricsLog, start_step: int, started: float,
+                    extra: dict[str, Any]) -> dict[str, Any]:
+        """Write the means of the current log window (and ``extra``, the evaluation of this
+        step) as one metrics.jsonl record, and to TensorBoard."""
         now = time.perf_counter()
         record = {"step": self.step,
                   **{k: round(float(v) / self._count, 6) for k, v in self._sums.items()},
                   "steps_per_s": round((self.step - start_step) / max(now - started, 1e-9), 3),
                   "time_s": round(now - started, 3)}
-        metrics.write(record)
+        metrics.write(record | extra)
         for k, v in record.items():
             if k != "step":
                 self._writer.add_scalar(f"train/{k}", v, self.step)
@@ -215,9 +248,14 @@ class Trainer:
                     self._sums[k] = self._sums.get(k, 0) + v.float()
                 bar.update(1)
                 final = self.step == cfg.steps
+                evaluated = {}
+                if cfg.eval_every and (self.step % cfg.eval_every == 0 or final):
+                    evaluated = self.evaluate()
                 if self.step % cfg.log_every == 0 or final:
-                    record = self._log_window(metrics, start_step, started)
+                    record = self._log_window(metrics, start_step, started, evaluated)
                     bar.set_postfix(loss_d=record.get("loss_d"), loss_g=record.get("loss_g"))
+                elif evaluated:  # one record per step: the evaluation alone
+                    metrics.write({"step": self.step, **evaluated})
                 if (cfg.sample_every and self.step % cfg.sample_every == 0) or final:
                     self.write_samples()
                 saved = (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or final
