@@ -4,6 +4,8 @@ from ganforge import models  # noqa: F401  (registers the model families)
 from ganforge.config import RunConfig, load_config
 from ganforge.errors import GanforgeError
 from ganforge.generator import LoadedGenerator, load
+from ganforge.metrics.evaluate import compare_sources as compare
+from ganforge.metrics.evaluate import evaluate
 from ganforge.train import Run, resume, train
 
 __version__ = "0.1.0"
@@ -13,6 +15,8 @@ __all__ = [
            "Run",
            "RunConfig",
            "__version__",
+           "compare",
+           "evaluate",
            "load",
            "load_config",
            "resume",
