@@ -8,7 +8,7 @@ from typing import Any
 from ganforge.checkpoint import STATE_FORMAT, load_state, read_generator_file, read_safetensors
 from ganforge.config import read_yaml
 from ganforge.errors import CheckpointError
-from ganforge.generator import EXPORT_NAME
+from ganforge.generator import BEST_NAME, EXPORT_NAME
 from ganforge.train import rundir
 
 
@@ -29,8 +29,11 @@ def describe_file(path: Path) -> dict[str, Any]:
         return describe_state(path)
     tensors, meta = read_generator_file(path)
     n_params = sum(t.numel() for t in tensors.values())
-    return {"file": str(path), "model": meta.get("model"), "step": meta.get("step"),
-            "data": meta.get("data"), "parameters": n_params, "config": meta.get("config")}
+    out = {"file": str(path), "model": meta.get("model"), "step": meta.get("step"),
+           "data": meta.get("data"), "parameters": n_params, "config": meta.get("config")}
+    if meta.get("best"):
+        out["best"] = meta["best"]
+    return out
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -57,6 +60,11 @@ def describe(path: str | Path) -> dict[str, Any]:
         "export": str(path / EXPORT_NAME) if (path / EXPORT_NAME).exists() else None,
         "config": config,
     }
+    if status.get("best"):
+        out["best"] = {**status["best"], "file": str(path / BEST_NAME)}
+    evals = sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []
+    if evals:
+        out["evaluations"] = [str(p) for p in evals]
     if status.get("message"):
         out["message"] = status["message"]
     return out

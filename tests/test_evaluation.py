@@ -1,0 +1,186 @@
+"""Evaluation end to end: sanity of FID on real data, the feature cache, ``ganforge eval``
+and ``ganforge fid``, and periodic evaluation that keeps ``best.safetensors``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge as gf
+from ganforge.data import load_source
+from ganforge.errors import ConfigError
+from ganforge.metrics.cache import cache_key, cache_path, cached_features
+from ganforge.metrics.evaluate import bundle_samples, compare_sources, evaluate, parse_metrics
+from ganforge.metrics.features import get_extractor
+from ganforge.metrics.frechet import fid_from_features
+
+from .conftest import run_cli, tiny_image_config
+
+
+@pytest.fixture(scope="module")
+def mnist_test() -> tuple[torch.Tensor, torch.Tensor]:
+    bundle = load_source("mnist", resolution=32, split="test")
+    return bundle.data, bundle.labels
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).view(1, 1, 1, -1)
+    y = x.float()
+    y = torch.nn.functional.conv2d(torch.nn.functional.pad(y, (radius, radius, 0, 0),
+                                                           mode="replicate"), k)
+    y = torch.nn.functional.conv2d(torch.nn.functional.pad(y, (0, 0, radius, radius),
+                                                           mode="replicate"), k.transpose(2, 3))
+    return y.round().clamp(0, 255).to(torch.uint8)
+
+
+def _noise(x: torch.Tensor, std: float) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return (x.float() + torch.randn(x.shape, generator=g) * std).round().clamp(0, 255) \
+        .to(torch.uint8)
+
+
+def test_fid_sanity_on_mnist(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Halves of the test set are close, a one-class set is far, and FID grows steadily
+    with blur and with noise."""
+    x, y = mnist_test
+    feats = get_extractor("mnist").extract
+    half_a, half_b = x[0::2], x[1::2]
+    fa = feats(half_a).features
+    halves = fid_from_features(fa, feats(half_b).features)
+    ones = fid_from_features(fa, feats(x[y == 1]).features)
+    assert halves < 1.0
+    assert ones > 50 * halves
+    blurs = [fid_from_features(fa, feats(_blur(half_b, s)).features) for s in (0.6, 1.0, 1.5)]
+    noises = [fid_from_features(fa, feats(_noise(half_b, s)).features) for s in (20, 50, 90)]
+    for curve in (blurs, noises):
+        assert halves < curve[0] < curve[1] < curve[2], curve
+
+
+def test_feature_cache_hits_and_rebuilds(tmp_path: Path) -> None:
+    ext = get_extractor("digits")
+    data = load_source("digits", resolution=32).data[:300]
+    first, rec1 = cached_features(data, ext)
+    again, rec2 = cached_features(data, ext)
+    assert not rec1["hit"] and rec2["hit"] and rec1["key"] == rec2["key"]
+    assert torch.equal(first.features, again.features)
+    assert cache_key(data[:299], None, ext) != rec1["key"]
+    assert cache_key(data, None, get_extractor("mnist")) != rec1["key"]
+    meta = json.loads(__import__("safetensors").safe_open(
+        str(cache_path(rec1["key"])), "pt").metadata()["provenance"])
+    assert meta["sha256"] and meta["preprocessing"]
+    cache_path(rec1["key"]).write_bytes(b"garbage")  # damaged entry: recomputed, not trusted
+    third, rec3 = cached_features(data, ext)
+    assert not rec3["hit"] and torch.equal(third.features, first.features)
+
+
+def test_parse_metrics_errors() -> None:
+    assert parse_metrics("fid, KID,fid") == ["fid", "kid"]
+    with pytest.raises(ConfigError, match="Unknown metric 'fod'"):
+        parse_metrics("fid,fod")
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    cfg = tiny_image_config(out, steps=300, conditional=True, eval_every=150,
+                            eval_n=300, eval_metric="fid", log_every=50)
+    return gf.train(cfg).dir
+
+
+def test_training_eval_keeps_best_and_fid_falls(conditional_run: Path) -> None:
+    records = [json.loads(line) for line in (conditional_run / "metrics.jsonl").open()]
+    steps = [r["step"] for r in records]
+    assert len(steps) == len(set(steps))  # one record per step
+    fids = [r["eval_fid"] for r in records if "eval_fid" in r]
+    assert len(fids) == 2 and fids[-1] < fids[0]  # learning shows in the metric
+    best = json.loads((conditional_run / "run.json").read_text())["best"]
+    assert best["metric"] == "fid" and best["value"] == pytest.approx(min(fids), rel=1e-5)
+    g = gf.load(conditional_run / "best.safetensors")
+    assert g.info["best"]["step"] == best["step"]
+    from ganforge.summary import describe
+
+    assert describe(conditional_run)["best"]["value"] == best["value"]
+
+
+def test_eval_all_metrics_on_conditional_generator(conditional_run: Path,
+                                                   tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    result = evaluate(conditional_run, metrics="fid,kid,is,pr,dc,cas,intra_fid", n=500,
+                      features="digits", out=out, options=None)
+    saved = json.loads(out.read_text())
+    assert saved["metrics"] == pytest.approx(result["metrics"])
+    values = result["metrics"]
+    for key in ("fid", "kid_mean", "kid_std", "is_mean", "precision", "recall", "density",
+                "coverage", "cas", "intra_fid"):
+        assert math.isfinite(values[key]), key
+    assert 1.0 < values["is_mean"] <= 10.0 and 0.0 <= values["cas"] <= 1.0
+    assert values["cas"] > 0.2  # labels carry class information after 300 steps
+    meta = result["meta"]
+    assert meta["features"] == "digits" and meta["feature_provenance"]["sha256"]
+    assert meta["real"]["spec"] == "digits" and meta["fake"]["n"] == 500
+    assert len(result["details"]["intra_fid_per_class"]) == 10
+
+
+def test_inception_score_without_logits_names_the_fix() -> None:
+    from ganforge.metrics.evaluate import Samples, compute_metrics
+    from ganforge.metrics.features import Features
+
+    s = Samples(torch.zeros(20, 2))
+    with pytest.raises(ConfigError, match="Inception Score needs class logits"):
+        compute_metrics(["is"], s, s, Features(torch.randn(20, 2)),
+                        Features(torch.randn(20, 2)), extractor_name="inception")
+    with pytest.raises(ConfigError, match="needs a class-conditional generator"):
+        compute_metrics(["cas"], s, s, Features(torch.randn(20, 2)),
+                        Features(torch.randn(20, 2)), extractor_name="identity")
+
+
+def test_eval_cli_writes_json_and_errors(conditional_run: Path) -> None:
+    proc = run_cli("eval", str(conditional_run), "--metrics", "fid,pr", "--n", "300",
+                   "--features", "digits", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "fid" in proc.stdout and "precision" in proc.stdout
+    files = list((conditional_run / "eval").glob("eval-step*-digits.json"))
+    assert files and "fid" in json.loads(files[0].read_text())["metrics"]
+    bad = run_cli("eval", str(conditional_run), "--metrics", "fidd", "--no-progress")
+    assert bad.returncode == 2 and "Unknown metric 'fidd'" in bad.stderr
+    bad = run_cli("eval", str(conditional_run), "--features", "vgg", "--n", "20",
+                  "--no-progress")
+    assert bad.returncode == 2 and "Unknown features 'vgg'" in bad.stderr
+
+
+def _write_pngs(folder: Path, images: torch.Tensor) -> None:
+    folder.mkdir(parents=True)
+    for i, im in enumerate(images):
+        Image.fromarray(im[0].numpy()).save(folder / f"{i:04d}.png")
+
+
+def test_fid_between_folders_npz_and_sources(tmp_path: Path) -> None:
+    x = load_source("digits", resolution=32).data
+    _write_pngs(tmp_path / "a", x[:400])
+    _write_pngs(tmp_path / "b", x[400:800])
+    np.savez(tmp_path / "c.npz", x=x[:400].numpy())
+    same = compare_sources(str(tmp_path / "a"), str(tmp_path / "c.npz"), features="digits")
+    assert same["metrics"]["fid"] == pytest.approx(0.0, abs=1e-6)
+    other = compare_sources(str(tmp_path / "a"), str(tmp_path / "b"), features="digits")
+    assert other["metrics"]["fid"] > 1e-3
+    proc = run_cli("fid", str(tmp_path / "a"), str(tmp_path / "b"), "--features", "digits",
+                   "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    printed = float(proc.stdout.split("fid")[1].split()[0])
+    assert printed == pytest.approx(other["metrics"]["fid"], rel=1e-4)
+
+
+def test_bundle_subset_is_seeded() -> None:
+    bundle = load_source("digits", resolution=16)
+    a, b = bundle_samples(bundle, 100, seed=3), bundle_samples(bundle, 100, seed=3)
+    assert torch.equal(a.data, b.data) and a.describe["n"] == 100
+    assert not torch.equal(a.data, bundle_samples(bundle, 100, seed=4).data)
