@@ -16,6 +16,7 @@ import ganforge as gf
 from ganforge.data import load_source
 from ganforge.errors import ConfigError
 from ganforge.metrics.cache import cache_key, cache_path, cached_features
+from ganforge.metrics.degrade import add_noise, blur
 from ganforge.metrics.evaluate import bundle_samples, compare_sources, evaluate, parse_metrics
 from ganforge.metrics.features import get_extractor
 from ganforge.metrics.frechet import fid_from_features
@@ -29,25 +30,6 @@ def mnist_test() -> tuple[torch.Tensor, torch.Tensor]:
     return bundle.data, bundle.labels
 
 
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = (k / k.sum()).view(1, 1, 1, -1)
-    y = x.float()
-    y = torch.nn.functional.conv2d(torch.nn.functional.pad(y, (radius, radius, 0, 0),
-                                                           mode="replicate"), k)
-    y = torch.nn.functional.conv2d(torch.nn.functional.pad(y, (0, 0, radius, radius),
-                                                           mode="replicate"), k.transpose(2, 3))
-    return y.round().clamp(0, 255).to(torch.uint8)
-
-
-def _noise(x: torch.Tensor, std: float) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    return (x.float() + torch.randn(x.shape, generator=g) * std).round().clamp(0, 255) \
-        .to(torch.uint8)
-
-
 def test_fid_sanity_on_mnist(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
     """Halves of the test set are close, a one-class set is far, and FID grows steadily
     with blur and with noise."""
@@ -59,8 +41,8 @@ def test_fid_sanity_on_mnist(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> N
     ones = fid_from_features(fa, feats(x[y == 1]).features)
     assert halves < 1.0
     assert ones > 50 * halves
-    blurs = [fid_from_features(fa, feats(_blur(half_b, s)).features) for s in (0.6, 1.0, 1.5)]
-    noises = [fid_from_features(fa, feats(_noise(half_b, s)).features) for s in (20, 50, 90)]
+    blurs = [fid_from_features(fa, feats(blur(half_b, s)).features) for s in (0.6, 1.0, 1.5)]
+    noises = [fid_from_features(fa, feats(add_noise(half_b, s)).features) for s in (20, 50, 90)]
     for curve in (blurs, noises):
         assert halves < curve[0] < curve[1] < curve[2], curve
 
@@ -197,3 +179,20 @@ def test_bundle_subset_is_seeded() -> None:
     a, b = bundle_samples(bundle, 100, seed=3), bundle_samples(bundle, 100, seed=3)
     assert torch.equal(a.data, b.data) and a.describe["n"] == 100
     assert not torch.equal(a.data, bundle_samples(bundle, 100, seed=4).data)
+
+
+def test_standard_inception_end_to_end(tmp_path: Path) -> None:
+    """`ganforge fid --features inception` runs the standard network on data sources and
+    npz files and records the weights' provenance."""
+    x = load_source("digits", resolution=32).data
+    np.savez(tmp_path / "a.npz", x=x[:24].numpy())
+    np.savez(tmp_path / "b.npz", x=x[24:48].numpy())
+    out = tmp_path / "fid.json"
+    proc = run_cli("fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--features",
+                   "inception", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["metrics"]["fid"] > 0
+    prov = result["meta"]["feature_provenance"]
+    assert prov["extractor"] == "inception" and len(prov["sha256"]) == 64
+    assert "299" in prov["preprocessing"]

@@ -103,6 +103,6 @@ def fid_cmd(
         typer.echo(json.dumps(result, indent=2, default=str))
         return
     meta = result["meta"]
-    typer.echo(f"{meta['features']} features at {meta['resolution']} px; "
-               f"A n={meta['a']['n']}, B n={meta['b']['n']}")
+    at = f" at {meta['resolution']} px" if meta["resolution"] else ""
+    typer.echo(f"{meta['features']} features{at}; A n={meta['a']['n']}, B n={meta['b']['n']}")
     typer.echo(_table(result["metrics"]))
