@@ -91,6 +91,17 @@ def test_training_eval_keeps_best_and_fid_falls(conditional_run: Path) -> None:
     from ganforge.summary import describe
 
     assert describe(conditional_run)["best"]["value"] == best["value"]
+    from ganforge.checkpoint import load_state
+    from ganforge.train import rundir
+
+    state, _ = load_state(rundir.checkpoints(conditional_run)[0][1])
+    assert state["best"] == best  # resume keeps comparing against the best so far
+    gf.resume(conditional_run, steps=450)
+    records = [json.loads(line) for line in (conditional_run / "metrics.jsonl").open()]
+    fids = [r["eval_fid"] for r in records if "eval_fid" in r]
+    assert len(fids) == 3
+    after = json.loads((conditional_run / "run.json").read_text())["best"]
+    assert after["value"] == pytest.approx(min(fids), rel=1e-5)
 
 
 def test_eval_all_metrics_on_conditional_generator(conditional_run: Path,
