@@ -136,17 +136,19 @@ def test_cas_rewards_correct_labels_only() -> None:
     assert _cas(test, shuffled, epochs=6, seed=0) < 0.3
 
 
-def test_inception_score_without_logits_names_the_fix() -> None:
-    from ganforge.metrics.evaluate import Samples, compute_metrics
-    from ganforge.metrics.features import Features
+def test_metric_requirements_name_the_fix() -> None:
+    from ganforge.metrics.evaluate import check_metrics
 
-    s = Samples(torch.zeros(20, 2))
+    ident = get_extractor("identity")
     with pytest.raises(ConfigError, match="Inception Score needs class logits"):
-        compute_metrics(["is"], s, s, Features(torch.randn(20, 2)),
-                        Features(torch.randn(20, 2)), extractor_name="inception")
-    with pytest.raises(ConfigError, match="needs a class-conditional generator"):
-        compute_metrics(["cas"], s, s, Features(torch.randn(20, 2)),
-                        Features(torch.randn(20, 2)), extractor_name="identity")
+        check_metrics(["is"], "points", "ring", False, True, ident, 100, 100)
+    with pytest.raises(ConfigError, match="needs class labels on the generated side"):
+        check_metrics(["cas"], "points", "ring", False, True, ident, 100, 100)
+    with pytest.raises(ConfigError, match="needs labelled real data"):
+        check_metrics(["intra_fid"], "points", "ring", True, False, ident, 100, 100)
+    with pytest.raises(ConfigError, match="read points; this data has images"):
+        check_metrics(["fid"], "image", "digits", False, True, ident, 100, 100)
+    check_metrics(["fid", "pr", "modes"], "points", "ring", False, True, ident, 100, 100)
 
 
 def test_eval_cli_writes_json_and_errors(conditional_run: Path) -> None:
@@ -154,7 +156,7 @@ def test_eval_cli_writes_json_and_errors(conditional_run: Path) -> None:
                    "--features", "digits", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "fid" in proc.stdout and "precision" in proc.stdout
-    files = list((conditional_run / "eval").glob("eval-step*-digits.json"))
+    files = list((conditional_run / "eval").glob("eval-step*-digits-fid+pr.json"))
     assert files and "fid" in json.loads(files[0].read_text())["metrics"]
     bad = run_cli("eval", str(conditional_run), "--metrics", "fidd", "--no-progress")
     assert bad.returncode == 2 and "Unknown metric 'fidd'" in bad.stderr
@@ -207,3 +209,54 @@ def test_standard_inception_end_to_end(tmp_path: Path) -> None:
     prov = result["meta"]["feature_provenance"]
     assert prov["extractor"] == "inception" and len(prov["sha256"]) == 64
     assert "299" in prov["preprocessing"]
+    rgba = torch.randint(0, 256, (2, 4, 20, 20), dtype=torch.uint8)  # alpha composited
+    assert get_extractor("inception").extract(rgba).features.shape == (2, 2048)
+
+
+def test_incompatible_training_evaluation_fails_before_the_run_dir(tmp_path: Path) -> None:
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"eval_metric": "cas"}, "class-conditional"),
+        ({"eval_metric": "modes_captured"}, "ring and grid"),
+        ({"eval_features": "identity"}, "read points"),
+        ({"eval_metric": "intra_fid", "eval_n": 10, "conditional": True},
+         "at least 20 samples"),  # two per class
+    ]
+    for overrides, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            gf.train(tiny_image_config(tmp_path, eval_every=10, **overrides))
+    assert not any(tmp_path.iterdir())  # nothing was created
+
+
+def test_too_few_samples_is_a_clear_cli_error(conditional_run: Path) -> None:
+    proc = run_cli("eval", str(conditional_run), "--n", "3", "--metrics", "pr",
+                   "--no-progress")
+    assert proc.returncode == 2 and "needs at least 4 samples" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_kid_on_small_sets_uses_distinct_subsets() -> None:
+    from ganforge.metrics.kid import kid
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(200, 16, generator=g), torch.randn(200, 16, generator=g) + 0.2
+    out = kid(a, b)  # fewer rows than the default subset size
+    assert out["subset_size"] == 100 and out["kid_std"] > 1e-6
+
+
+def test_resume_keeps_a_best_export_newer_than_the_checkpoint(tmp_path: Path) -> None:
+    """A crash after best.safetensors was written but before the next checkpoint: the
+    resumed run keeps that file's score as the one to beat."""
+    from ganforge.checkpoint import save_generator
+    from ganforge.train import rundir
+
+    run = gf.train(tiny_image_config(tmp_path, steps=30, eval_every=10, eval_n=200,
+                                     checkpoint_every=10))
+    newest = rundir.checkpoints(run.dir)[0][1]
+    newest.unlink()  # the state of step 30 never got written
+    g = gf.load(run.dir / "best.safetensors")
+    marker = {"metric": "fid", "value": -1.0, "step": 25, "features": "digits"}
+    save_generator(run.dir / "best.safetensors", g.module, g.model, g.config,
+                   {**g.info, "step": 25, "best": marker})
+    gf.resume(run.dir)
+    assert json.loads((run.dir / "run.json").read_text())["best"] == marker
+    assert gf.load(run.dir / "best.safetensors").info["best"] == marker

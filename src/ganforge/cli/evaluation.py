@@ -24,6 +24,7 @@ def _table(values: dict[str, float]) -> str:
 
 def _default_out(source: Path, result: dict[str, Any]) -> Path:
     feats = re.sub(r"[^A-Za-z0-9_-]+", "-", result["meta"]["features"].split(":")[0])
+    feats += "-" + "+".join(result["meta"]["metrics"])
     step = result["meta"].get("step")
     tag = f"step{int(step):08d}-" if isinstance(step, int) else ""
     if source.is_dir():
@@ -48,7 +49,7 @@ def eval_cmd(
     seed: Annotated[int, typer.Option(help="Seed of latents and subsets.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     out: Annotated[Path | None, typer.Option(
-        help="Result JSON (default: RUN/eval/eval-stepN-FEATURES.json).")] = None,
+        help="Result JSON (default: RUN/eval/eval-stepN-FEATURES-METRICS.json).")] = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache",
                                         help="Reuse cached real features.")] = True,
     cas_epochs: Annotated[int, typer.Option(help="Epochs of the CAS classifier.")] = 5,
@@ -81,7 +82,7 @@ def fid_cmd(
     b: Annotated[str, typer.Argument(help="Other set: folder, .npz or data source.")],
     features: Annotated[str, typer.Option(help=FEATURES_HELP)] = "auto",
     resolution: Annotated[int | None, typer.Option(
-        help="Bring both sets to this side (default: A's native side).")] = None,
+        help="Bring both sets to this side (default: the larger native side).")] = None,
     n: Annotated[int | None, typer.Option(help="Random subset of each set.")] = None,
     split: Annotated[str | None, typer.Option(help="Split for MNIST sources.")] = None,
     metrics: Annotated[str, typer.Option(help="Also kid, pr, dc ... (comma-separated).")] = "fid",

@@ -107,13 +107,46 @@ def bundle_samples(bundle: DataBundle, n: int | None = None, seed: int = 0) -> S
     return Samples(data, labels, describe)
 
 
-def _need_labels(metric: str, real: Samples, fake: Samples) -> None:
-    if fake.labels is None:
-        raise ConfigError(f"'{metric}' needs a class-conditional generator (trained with "
-                          "--conditional); this one is unconditional.")
-    if real.labels is None:
-        raise ConfigError(f"'{metric}' needs labelled real data; the real set "
-                          f"'{real.describe.get('spec')}' has no labels.")
+def check_metrics(names: list[str], kind: str, data_name: str | None,
+                  fake_labelled: bool, real_labelled: bool, extractor: FeatureExtractor,
+                  n_fake: int, n_real: int, options: MetricOptions | None = None,
+                  num_classes: int | None = None) -> None:
+    """Refuse metric/data/extractor combinations that cannot work, before any extraction.
+
+    ``fake_labelled``: the generated side carries class labels (a conditional generator).
+    """
+    opt = options or MetricOptions()
+    for metric in names:
+        if metric == "is" and not extractor.has_logits:
+            why = (" (the fid-helper Inception file has no classification layer)"
+                   if extractor.name == "inception" else "")
+            raise ConfigError(
+                f"Inception Score needs class logits, which '{extractor.name}' lacks{why}. "
+                "Use --features mnist or digits for such data, or inception:PATH with "
+                "pytorch-fid's pt_inception-2015-12-05 weight file.")
+        if metric in ("cas", "intra_fid") and not fake_labelled:
+            raise ConfigError(f"'{metric}' needs class labels on the generated side: a "
+                              "class-conditional generator (trained with --conditional), or "
+                              "a labelled second set in `ganforge fid`.")
+        if metric in ("cas", "intra_fid") and not real_labelled:
+            raise ConfigError(f"'{metric}' needs labelled real data; '{data_name}' has none.")
+        if metric == "modes" and (kind != "points" or data_name not in ("ring", "grid")):
+            raise ConfigError("'modes' applies to the 2-D ring and grid mixtures only; "
+                              f"the real data is '{data_name}'.")
+        need = {"pr": opt.pr_k + 1, "dc": opt.dc_k + 1, "fid": 2, "kid": 2,
+                "is": opt.is_splits}.get(metric, 2)
+        if metric == "intra_fid" and num_classes:
+            need = 2 * num_classes
+        if min(n_fake, n_real) < need:
+            raise ConfigError(f"'{metric}' needs at least {need} samples on each side; got "
+                              f"{n_fake} generated and {n_real} real. Raise --n / --n-real "
+                              "(eval_n during training).")
+    if extractor.kind == "image" and kind != "image":
+        raise ConfigError(f"Features '{extractor.name}' read images; this data has points. "
+                          "Use --features identity.")
+    if extractor.kind == "points" and kind != "points":
+        raise ConfigError(f"Features '{extractor.name}' read points; this data has images. "
+                          "Use --features inception (or mnist/digits for MNIST-like data).")
 
 
 def _cas(real: Samples, fake: Samples, epochs: int, seed: int) -> float:
@@ -162,6 +195,16 @@ def compute_metrics(metrics: list[str], real: Samples, fake: Samples, real_feats
                     fake_feats: Features, options: MetricOptions | None = None,
                     extractor_name: str = "") -> tuple[dict[str, float], dict[str, Any]]:
     """Every requested metric from features computed once; returns (values, details)."""
+    try:
+        return _compute(metrics, real, fake, real_feats, fake_feats, options, extractor_name)
+    except ValueError as err:  # sizes the metric cannot work with
+        raise ConfigError(f"Cannot compute {', '.join(metrics)}: {err}. Use more samples "
+                          "(--n / --n-real, or eval_n during training).") from None
+
+
+def _compute(metrics: list[str], real: Samples, fake: Samples, real_feats: Features,
+             fake_feats: Features, options: MetricOptions | None,
+             extractor_name: str) -> tuple[dict[str, float], dict[str, Any]]:
     from ganforge.metrics.frechet import fid_from_features, intra_fid
     from ganforge.metrics.inception_score import inception_score
     from ganforge.metrics.kid import kid
@@ -180,11 +223,8 @@ def compute_metrics(metrics: list[str], real: Samples, fake: Samples, real_feats
             details["kid"] = {"subsets": out["subsets"], "subset_size": out["subset_size"]}
         elif metric == "is":
             if fake_feats.logits is None:
-                raise ConfigError(
-                    f"Inception Score needs class logits, which '{extractor_name}' lacks (the "
-                    "fid-helper Inception file has no classification layer). Use --features "
-                    "mnist or digits for such data, or inception:PATH with pytorch-fid's "
-                    "pt_inception-2015-12-05 weight file.")
+                raise ConfigError(f"Inception Score needs class logits, which "
+                                  f"'{extractor_name}' lacks.")
             out = inception_score(fake_feats.logits, splits=min(opt.is_splits, len(ff)))
             values |= {"is_mean": out["is_mean"], "is_std": out["is_std"]}
             details["is"] = {"splits": out["splits"], "logits_of": extractor_name}
@@ -196,12 +236,10 @@ def compute_metrics(metrics: list[str], real: Samples, fake: Samples, real_feats
             keys = ("precision", "recall") if metric == "pr" else ("density", "coverage")
             values |= {k: manifold[k] for k in keys}
         elif metric == "cas":
-            _need_labels("cas", real, fake)
             values["cas"] = _cas(real, fake, opt.cas_epochs, opt.seed)
             details["cas"] = {"epochs": opt.cas_epochs, "train": "generated samples only",
                               "test": "real samples"}
         elif metric == "intra_fid":
-            _need_labels("intra_fid", real, fake)
             assert real.labels is not None and fake.labels is not None
             mean, per_class = intra_fid(rf, real.labels, ff, fake.labels)
             values["intra_fid"] = mean
@@ -215,7 +253,8 @@ def resolve_features(features: str, kind: str, data_name: str | None) -> str:
     return auto_features(kind, data_name) if features == "auto" else features
 
 
-def _eval_split(spec: str, split: str | None) -> str:
+def eval_split(spec: str, split: str | None) -> str:
+    """The real split used for evaluation: as given, else test for MNIST, else all."""
     if split is not None:
         return split
     source, _ = parse_spec(spec)
@@ -253,7 +292,7 @@ def evaluate(generator: Any, real: str | None = None, metrics: str | list[str] =
     spec = real or (g.info.get("data") or {}).get("spec")
     if not spec:
         raise ConfigError(f"{g.path} does not record its training data; pass --real SOURCE.")
-    split_used = _eval_split(spec, split)
+    split_used = eval_split(spec, split)
     shape = g.module.sample_shape
     if len(shape) == 3:
         bundle = load_source(spec, resolution=shape[1], channels=shape[0], split=split_used)
@@ -266,6 +305,9 @@ def evaluate(generator: Any, real: str | None = None, metrics: str | list[str] =
     extractor = get_extractor(feature_name, device)
     real_s = bundle_samples(bundle, n if n_real is None else n_real, seed)
     real_s.describe["split"] = split_used
+    check_metrics(names, bundle.kind, bundle.name, g.num_classes is not None,
+                  bundle.labels is not None, extractor, n, len(real_s.data), options,
+                  g.num_classes)
     fake_s = generate(g, n, seed=seed, batch_size=batch_size)
     values, details, meta = evaluate_samples(names, real_s, fake_s, extractor, options,
                                              use_cache, progress)
@@ -353,6 +395,9 @@ def as_spec(arg: str) -> str:
             return f"folder:{arg}"
         if p.suffix == ".npz":
             return f"npz:{arg}"
+        if not p.exists() and ("/" in arg or "\\" in arg):
+            raise ConfigError(f"{arg} does not exist; give an image folder, an .npz file or "
+                              "a data source (digits, mnist, mnist:DIR, ...).")
     return arg
 
 
@@ -362,14 +407,18 @@ def compare_sources(a: str, b: str, metrics: str | list[str] = "fid", features: 
                     progress: bool = False, options: MetricOptions | None = None
                     ) -> dict[str, Any]:
     """Metrics between two data sets (folders, npz files or data specs); ``a`` is the
-    reference ("real") side. Images of both go to ``resolution`` (default: a's native
-    side) with 3 channels when either side has colour, else gray."""
+    reference ("real") side. Images of both go to ``resolution`` (default: the larger
+    native side of the two, so ``fid mnist samples/`` brings MNIST to the samples' 32 px
+    as ``ganforge eval`` does) with 3 channels when either side has colour, else gray."""
     names = parse_metrics(metrics)
     specs = [as_spec(a), as_spec(b)]
-    res = resolution or native_resolution(specs[0])
+    if resolution is not None and resolution < 1:
+        raise ConfigError(f"--resolution must be a positive number of pixels, got {resolution}.")
+    natives = [native_resolution(s) for s in specs]
+    res = resolution or max((r for r in natives if r), default=None)
     bundles = []
     for spec in specs:
-        bundles.append(load_source(spec, resolution=res or 32, split=_eval_split(spec, split)))
+        bundles.append(load_source(spec, resolution=res or 32, split=eval_split(spec, split)))
     kinds = {bd.kind for bd in bundles}
     if len(kinds) != 1:
         raise ConfigError(f"Cannot compare images with points: {a} vs {b}.")
@@ -377,13 +426,16 @@ def compare_sources(a: str, b: str, metrics: str | list[str] = "fid", features: 
         ch = 3 if any(bd.channels != 1 for bd in bundles) else 1
         if ch == 3 and any(bd.channels != 3 for bd in bundles):
             bundles = [load_source(s, resolution=res, channels=3,
-                                   split=_eval_split(s, split)) for s in specs]
+                                   split=eval_split(s, split)) for s in specs]
     elif bundles[0].sample_shape != bundles[1].sample_shape:
         raise ConfigError(f"Row lengths differ: {bundles[0].sample_shape} vs "
                           f"{bundles[1].sample_shape}.")
     feature_name = resolve_features(features, bundles[0].kind, bundles[0].name)
     extractor = get_extractor(feature_name, device)
     sides = [bundle_samples(bd, n, seed) for bd in bundles]
+    check_metrics(names, bundles[0].kind, bundles[0].name, sides[1].labels is not None,
+                  sides[0].labels is not None, extractor, len(sides[1].data),
+                  len(sides[0].data), options, bundles[0].num_classes)
     feats = []
     caches = []
     for side in sides:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -75,13 +76,18 @@ class InceptionFeatures(FeatureExtractor):
 
     def provenance(self) -> dict[str, Any]:
         prov = dict(getattr(self.model, "provenance", {}))
-        prov.pop("weights", None)  # the path is not part of the identity; its hash is
+        for key in ("weights", "origin"):  # where the file lies is not its identity; its hash is
+            if key in prov:
+                prov[key] = Path(str(prov[key])).name
         return {"extractor": "inception", **prov}
 
     def extract(self, samples: torch.Tensor, progress: bool = False) -> Features:
+        from ganforge.data.transforms import convert_channels
         from ganforge.metrics.inception import extract_inception
 
         self.check(samples)
+        if samples.shape[1] not in (1, 3):  # gray+alpha, RGBA: composite over white
+            samples = convert_channels(samples, 3)
         feats, logits = extract_inception(self.model, samples, self.batch_size, self.device,
                                           progress=progress)
         return Features(feats, logits)

@@ -30,13 +30,15 @@ def kid(real: ArrayLike, fake: ArrayLike, subsets: int = 100, subset_size: int =
     """KID mean and (population) standard deviation over ``subsets`` random subsets.
 
     Each subset draws ``subset_size`` rows without replacement from each set with
-    ``numpy.random.RandomState(seed)``, the usual protocol. When a set is smaller than
-    ``subset_size``, the size shrinks to the smaller set (reported as ``subset_size``).
+    ``numpy.random.RandomState(seed)``, the usual protocol. When a set has no more than
+    ``subset_size`` rows, subsets of half the smaller set are drawn instead (reported as
+    ``subset_size``): whole-set subsets would all be equal and the std meaningless.
     """
     r, f = as_float64(real), as_float64(fake)
     if r.shape[1] != f.shape[1]:
         raise ValueError(f"feature dimensions differ: {r.shape[1]} vs {f.shape[1]}")
-    size = min(subset_size, len(r), len(f))
+    smaller = min(len(r), len(f))
+    size = subset_size if smaller > subset_size else smaller // 2
     if size < 2:
         raise ValueError("KID needs at least 2 samples in each set")
     rng = np.random.RandomState(seed)

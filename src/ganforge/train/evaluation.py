@@ -8,11 +8,14 @@ import torch
 
 from ganforge.config import RunConfig
 from ganforge.data import DataBundle, load_source
+from ganforge.errors import ConfigError
 from ganforge.metrics.cache import cached_features
 from ganforge.metrics.evaluate import (
     MetricOptions,
     bundle_samples,
+    check_metrics,
     compute_metrics,
+    eval_split,
     generate,
     resolve_features,
     scalar_metric,
@@ -20,8 +23,8 @@ from ganforge.metrics.evaluate import (
 from ganforge.metrics.features import Features, get_extractor
 
 
-def check_eval_config(cfg: RunConfig) -> None:
-    """Fail before training on an unknown selection metric or extractor."""
+def check_eval_metric(cfg: RunConfig) -> None:
+    """Fail before loading data on an unknown selection metric."""
     if cfg.eval_every:
         scalar_metric(cfg.eval_metric)
 
@@ -39,12 +42,21 @@ class PeriodicEval:
         real = data
         if cfg.eval_real is not None:
             res = data.resolution if data.kind == "image" else None
-            real = load_source(cfg.eval_real, resolution=res or 32, channels=data.channels)
+            real = load_source(cfg.eval_real, resolution=res or 32, channels=data.channels,
+                               split=eval_split(cfg.eval_real, None))
+            if real.sample_shape != data.sample_shape:
+                raise ConfigError(f"eval_real '{cfg.eval_real}' has samples of shape "
+                                  f"{real.sample_shape}, the training data "
+                                  f"{data.sample_shape}; use matching data.")
         self.real = bundle_samples(real, cfg.eval_n, seed=cfg.seed)
         name = resolve_features(cfg.eval_features, real.kind, real.name)
         self.extractor = get_extractor(name, device)
         self._real_feats: Features | None = None
-        self.options = MetricOptions(kid_subset_size=min(1000, cfg.eval_n), seed=cfg.seed)
+        self.options = MetricOptions(seed=cfg.seed)
+        # every incompatibility surfaces now, before the first training step
+        check_metrics([self.group], real.kind, real.name, cfg.conditional,
+                      real.labels is not None, self.extractor, cfg.eval_n, len(self.real.data),
+                      self.options, data.num_classes if cfg.conditional else None)
 
     def __call__(self, module: torch.nn.Module, model: str) -> dict[str, float]:
         """All values of the selection metric's group for ``module``."""

@@ -16,7 +16,7 @@ from ganforge.data import DataBundle, load_source, source_short_name
 from ganforge.errors import ConfigError
 from ganforge.registry import ModelSpec, get_model
 from ganforge.train import rundir
-from ganforge.train.evaluation import check_eval_config
+from ganforge.train.evaluation import PeriodicEval, check_eval_metric
 from ganforge.train.gan import GANRecipe
 from ganforge.train.stream import check_batch_size
 from ganforge.train.trainer import Trainer
@@ -114,7 +114,8 @@ def load_data(config: RunConfig) -> DataBundle:
 
 
 def _build(config: RunConfig, run_dir: Path, data: DataBundle,
-           resolved: tuple[RunConfig, ModelSpec, BaseModel] | None = None) -> Trainer:
+           resolved: tuple[RunConfig, ModelSpec, BaseModel] | None = None,
+           evaluator: PeriodicEval | None = None) -> Trainer:
     resolved_cfg, spec, model_cfg = resolved or resolve(config, data)
     device = pick_device(resolved_cfg.device)
     torch.manual_seed(resolved_cfg.seed)
@@ -122,7 +123,7 @@ def _build(config: RunConfig, run_dir: Path, data: DataBundle,
     recipe = GANRecipe(resolved_cfg, spec, model_cfg, device)
     meta = {"data": {"spec": data.spec, "name": data.name, "kind": data.kind,
                      "num_classes": data.num_classes}, "run": run_dir.name}
-    return Trainer(resolved_cfg, run_dir, recipe, data, device, meta)
+    return Trainer(resolved_cfg, run_dir, recipe, data, device, meta, evaluator)
 
 
 def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) -> Run:
@@ -131,13 +132,14 @@ def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) ->
         config = config.model_dump()
     config = validate_config({**(config or {}), **overrides}, "the training options")
     check_model(config)
-    check_eval_config(config)
-    pick_device(config.device)
+    check_eval_metric(config)
+    device = pick_device(config.device)
     data = load_data(config)
     resolved = resolve(config, data)  # validate before creating anything on disk
     check_batch_size(config.batch_size, data)
+    evaluator = PeriodicEval(resolved[0], data, device) if config.eval_every else None
     run_dir = rundir.new_run_dir(config.out, source_short_name(config.data), config.model)
-    trainer = _build(config, run_dir, data, resolved)
+    trainer = _build(config, run_dir, data, resolved, evaluator)
     atomic_write_text(run_dir / rundir.CONFIG, dump_config(trainer.cfg))
     trainer.run()
     return Run(run_dir, trainer.cfg, trainer.step)

@@ -11,7 +11,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ganforge.checkpoint import ensure_finite, load_state, save_generator, save_state
+from ganforge.checkpoint import (
+    ensure_finite,
+    load_state,
+    read_generator_file,
+    save_generator,
+    save_state,
+)
 from ganforge.config import RunConfig
 from ganforge.data import DataBundle
 from ganforge.errors import CheckpointError, NonFiniteError, StoppedError
@@ -41,7 +47,8 @@ class Trainer:
     """Drives a recipe for ``config.steps`` steps and owns every file of the run."""
 
     def __init__(self, config: RunConfig, run_dir: Path, recipe: Recipe, data: DataBundle,
-                 device: torch.device, generator_meta: dict[str, Any]) -> None:
+                 device: torch.device, generator_meta: dict[str, Any],
+                 evaluator: Any = None) -> None:
         self.cfg, self.run_dir, self.recipe, self.data = config, run_dir, recipe, data
         self.device = device
         self.generator_meta = generator_meta
@@ -56,8 +63,8 @@ class Trainer:
         self._writer: Any = None
         self._export: tuple[int, torch.nn.Module] | None = None  # (step, module) cache
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"}
-        self._evaluator: Any = None
-        if config.eval_every:
+        self._evaluator: Any = evaluator
+        if config.eval_every and evaluator is None:
             from ganforge.train.evaluation import PeriodicEval
 
             self._evaluator = PeriodicEval(config, data, device)
@@ -105,9 +112,26 @@ class Trainer:
             for note in problems:
                 self.log(note)
             self.last_good = path
+            self._adopt_newer_best()
             return path
         raise CheckpointError(f"Run {self.run_dir} has no readable checkpoint to resume from "
                               f"({'; '.join(problems) or 'none saved yet'}). Start a new run.")
+
+    def _adopt_newer_best(self) -> None:
+        """A crash between an evaluation and the next checkpoint leaves a best.safetensors
+        newer than the restored state; its recorded score stays the one to beat."""
+        path = self.run_dir / BEST_NAME
+        if not path.exists():
+            return
+        try:
+            _, info = read_generator_file(path)
+        except CheckpointError:
+            return
+        best = info.get("best")
+        if isinstance(best, dict) and int(best.get("step", -1)) > self.step:
+            self.best = dict(best)
+            self.log(f"kept {BEST_NAME} from step {best['step']} (after the restored step "
+                     f"{self.step}) and its {best.get('metric')} {best.get('value')}")
 
     # ---------------------------------------------------------------- outputs
     def _fixed_latents(self) -> tuple[torch.Tensor, torch.Tensor | None]:
