@@ -178,6 +178,10 @@ def test_fid_between_folders_npz_and_sources(tmp_path: Path) -> None:
     np.savez(tmp_path / "c.npz", x=x[:400].numpy())
     same = compare_sources(str(tmp_path / "a"), str(tmp_path / "c.npz"), features="digits")
     assert same["metrics"]["fid"] == pytest.approx(0.0, abs=1e-6)
+    np.savez(tmp_path / "rgb.npz", x=x[:400].repeat(1, 3, 1, 1).numpy())
+    mixed = compare_sources(str(tmp_path / "a"), str(tmp_path / "rgb.npz"), features="digits")
+    assert mixed["meta"]["a"]["shape"] == [3, 32, 32]  # gray side brought to RGB in memory
+    assert mixed["metrics"]["fid"] == pytest.approx(0.0, abs=1e-6)
     other = compare_sources(str(tmp_path / "a"), str(tmp_path / "b"), features="digits")
     assert other["metrics"]["fid"] > 1e-3
     proc = run_cli("fid", str(tmp_path / "a"), str(tmp_path / "b"), "--features", "digits",

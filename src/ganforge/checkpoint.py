@@ -168,7 +168,13 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
                               ".safetensors file written by ganforge.")
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory; expected a .safetensors file.")
-    data = path.read_bytes()
+    return decode_safetensors(path.read_bytes(), path)
+
+
+def decode_safetensors(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor],
+                                                         dict[str, str]]:
+    """Tensors and metadata of safetensors bytes read from ``path`` (named in errors);
+    pickles are refused before anything is decoded."""
     plausible = len(data) >= 9 and data[8:9] == b"{" and \
         struct.unpack("<Q", data[:8])[0] <= len(data) - 8
     kind = None if plausible else _sniff(path, data[:8])

@@ -13,10 +13,14 @@ from PIL import Image
 from ganforge.checkpoint import atomic_write_bytes
 
 
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] NCHW float -> uint8 NCHW tensor on the CPU: the pixels a PNG stores."""
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[-1, 1] NCHW float -> uint8 NHWC (channels squeezed for grayscale later)."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()
+    return quantize(images).permute(0, 2, 3, 1).numpy()
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import struct
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.data.transforms import convert_channels, resize_square
-from ganforge.errors import ConfigError, DataError
+from ganforge.errors import CheckpointError, ConfigError, DataError
 
 CLASSIFIER_NAMES = ("mnist", "digits")
 CLASSIFIER_FORMAT = "ganforge.classifier/1"
@@ -36,7 +36,6 @@ CLASSIFIER_PREPROCESSING = (
     "-> float32 x / 127.5 - 1 in [-1, 1]"
 )
 REGENERATE = "python -m ganforge.metrics.train_classifiers --which {name}"
-_MAX_HEADER = 1024 * 1024
 _CPU_CHUNK = 250
 
 
@@ -265,18 +264,15 @@ def _read_weights(name: str) -> tuple[bytes, str]:
         raise _corrupt(name, res, exc) from exc
 
 
-def _parse_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file held in memory."""
-    if len(data) < 8:
-        raise ValueError("file is too short")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > _MAX_HEADER or 8 + size > len(data):
-        raise ValueError("bad header length")
-    header = json.loads(data[8 : 8 + size].decode("utf-8"))
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError("bad metadata")
-    return meta
+def _decode_weights(name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of the shipped weights file, or the regeneration hint."""
+    from ganforge.checkpoint import decode_safetensors
+
+    data, where = _read_weights(name)
+    try:
+        return decode_safetensors(data, Path(where))
+    except CheckpointError as exc:
+        raise _corrupt(name, where, exc) from exc
 
 
 def build_metadata(name: str, **values: Any) -> dict[str, str]:
@@ -299,28 +295,20 @@ def serialize_classifier(model: DomainClassifier, metadata: dict[str, str]) -> b
 def classifier_metadata(name: str) -> dict[str, str]:
     """Metadata recorded in the shipped weights file (training data, epochs, seed,
     test accuracy, ganforge version, ...)."""
-    data, where = _read_weights(name)
-    try:
-        return _parse_metadata(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _corrupt(name, where, exc) from exc
+    return _decode_weights(name)[1]
 
 
 def load_classifier(name: str, device: str | torch.device = "cpu") -> DomainClassifier:
     """The shipped classifier ``name`` ("mnist" or "digits"), in eval mode on ``device``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    data, where = _read_weights(name)
+    tensors, meta = _decode_weights(name)
     try:
-        meta = _parse_metadata(data)
         if meta.get("format") != CLASSIFIER_FORMAT:
             raise ValueError(f"format is {meta.get('format')!r}, not {CLASSIFIER_FORMAT!r}")
         model = DomainClassifier(num_classes=int(meta.get("num_classes", "10")),
                                  feature_dim=int(meta.get("feature_dim", str(FEATURE_DIM))))
-        model.load_state_dict(load(data), strict=True)
-    except (ValueError, RuntimeError, KeyError, UnicodeDecodeError, SafetensorError) as exc:
-        raise _corrupt(name, where, exc) from exc
+        model.load_state_dict(tensors, strict=True)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise _corrupt(name, _weights_resource(name), exc) from exc
     return model.to(device).eval()
 
 

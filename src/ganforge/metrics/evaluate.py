@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from ganforge.data.spec import parse_spec
 from ganforge.errors import ConfigError
 from ganforge.metrics.cache import cached_features
 from ganforge.metrics.features import FeatureExtractor, Features, auto_features, get_extractor
+from ganforge.visual import quantize
 
 METRIC_NAMES = ("fid", "kid", "is", "pr", "dc", "cas", "intra_fid", "modes")
 # selectable scalar -> (metric group that computes it, True when higher is better)
@@ -66,12 +67,6 @@ def scalar_metric(name: str) -> tuple[str, str, bool]:
     return group, _VALUE_KEY.get(name, name), higher
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] -> uint8 NCHW, as saved to PNG."""
-    x = (images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
-    return x.round_().to(torch.uint8)
-
-
 @dataclass
 class Samples:
     """Samples in the extractor's input form (uint8 images or float points) and labels."""
@@ -85,7 +80,7 @@ def generate(generator: Any, n: int, seed: int = 0, batch_size: int = 250) -> Sa
     """``n`` samples of a loaded generator; class-conditional ones get balanced labels."""
     labels = generator.make_labels(n, None)
     out = generator.sample(n, seed=seed, labels=labels, batch_size=batch_size)
-    data = to_uint8(out) if out.ndim == 4 else out.float()
+    data = quantize(out) if out.ndim == 4 else out.float()  # images exactly as saved to PNG
     return Samples(data, labels, {"n": n, "seed": seed})
 
 
@@ -261,6 +256,18 @@ def eval_split(spec: str, split: str | None) -> str:
     return "test" if source == "mnist" else "all"
 
 
+def load_real(spec: str, shape: tuple[int, ...], split: str) -> DataBundle:
+    """Real data brought to a generator's sample shape (resolution and channels)."""
+    if len(shape) == 3:
+        bundle = load_source(spec, resolution=shape[1], channels=shape[0], split=split)
+    else:
+        bundle = load_source(spec, split=split)
+    if bundle.sample_shape != shape:
+        raise ConfigError(f"The real data '{spec}' has samples of shape {bundle.sample_shape}, "
+                          f"the generator {shape}; use matching real data.")
+    return bundle
+
+
 def _meta_base() -> dict[str, Any]:
     import ganforge
 
@@ -293,14 +300,7 @@ def evaluate(generator: Any, real: str | None = None, metrics: str | list[str] =
     if not spec:
         raise ConfigError(f"{g.path} does not record its training data; pass --real SOURCE.")
     split_used = eval_split(spec, split)
-    shape = g.module.sample_shape
-    if len(shape) == 3:
-        bundle = load_source(spec, resolution=shape[1], channels=shape[0], split=split_used)
-    else:
-        bundle = load_source(spec, split=split_used)
-    if bundle.sample_shape != tuple(shape):
-        raise ConfigError(f"The real data '{spec}' has samples of shape {bundle.sample_shape}, "
-                          f"the generator {tuple(shape)}; pass matching --real data.")
+    bundle = load_real(spec, tuple(g.module.sample_shape), split_used)
     feature_name = resolve_features(features, bundle.kind, bundle.name)
     extractor = get_extractor(feature_name, device)
     real_s = bundle_samples(bundle, n if n_real is None else n_real, seed)
@@ -422,11 +422,10 @@ def compare_sources(a: str, b: str, metrics: str | list[str] = "fid", features: 
     kinds = {bd.kind for bd in bundles}
     if len(kinds) != 1:
         raise ConfigError(f"Cannot compare images with points: {a} vs {b}.")
-    if kinds == {"image"}:
-        ch = 3 if any(bd.channels != 1 for bd in bundles) else 1
-        if ch == 3 and any(bd.channels != 3 for bd in bundles):
-            bundles = [load_source(s, resolution=res, channels=3,
-                                   split=eval_split(s, split)) for s in specs]
+    if kinds == {"image"} and any(bd.channels != 1 for bd in bundles):  # colour: both RGB
+        from ganforge.data.transforms import convert_channels
+
+        bundles = [replace(bd, data=convert_channels(bd.data, 3)) for bd in bundles]
     elif bundles[0].sample_shape != bundles[1].sample_shape:
         raise ConfigError(f"Row lengths differ: {bundles[0].sample_shape} vs "
                           f"{bundles[1].sample_shape}.")

@@ -27,7 +27,6 @@ Graph facts (from the TorchScript code; TF names -> torchvision names):
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import warnings
 import zipfile
@@ -452,11 +451,9 @@ def _sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
+        from ganforge.data.download import sha256_file
+
+        _SHA_CACHE[key] = sha256_file(path)
     return _SHA_CACHE[key]
 
 
@@ -575,18 +572,17 @@ def _load_safetensors(path: Path) -> InceptionV3:
 
 def save_inception_safetensors(model: InceptionV3, path: str | Path) -> Path:
     """Write ``model``'s folded weights (and provenance) as a safetensors cache."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
+
+    from ganforge.checkpoint import atomic_write_bytes
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: np.ascontiguousarray(v.detach().float().cpu().numpy())
              for k, v in model.state_dict().items()}
     meta = {"format": SAFETENSORS_FORMAT, "architecture": INCEPTION_ARCHITECTURE,
             "origin": model.provenance.get("origin", "unknown"),
             "origin_sha256": model.provenance.get("origin_sha256", "unknown")}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
+    atomic_write_bytes(path, save(state, metadata=meta))
     return path
 
 

@@ -7,8 +7,7 @@ from typing import Any
 import torch
 
 from ganforge.config import RunConfig
-from ganforge.data import DataBundle, load_source
-from ganforge.errors import ConfigError
+from ganforge.data import DataBundle
 from ganforge.metrics.cache import cached_features
 from ganforge.metrics.evaluate import (
     MetricOptions,
@@ -17,6 +16,7 @@ from ganforge.metrics.evaluate import (
     compute_metrics,
     eval_split,
     generate,
+    load_real,
     resolve_features,
     scalar_metric,
 )
@@ -39,15 +39,8 @@ class PeriodicEval:
     def __init__(self, cfg: RunConfig, data: DataBundle, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
         self.group, self.key, self.higher_is_better = scalar_metric(cfg.eval_metric)
-        real = data
-        if cfg.eval_real is not None:
-            res = data.resolution if data.kind == "image" else None
-            real = load_source(cfg.eval_real, resolution=res or 32, channels=data.channels,
-                               split=eval_split(cfg.eval_real, None))
-            if real.sample_shape != data.sample_shape:
-                raise ConfigError(f"eval_real '{cfg.eval_real}' has samples of shape "
-                                  f"{real.sample_shape}, the training data "
-                                  f"{data.sample_shape}; use matching data.")
+        real = data if cfg.eval_real is None else \
+            load_real(cfg.eval_real, data.sample_shape, eval_split(cfg.eval_real, None))
         self.real = bundle_samples(real, cfg.eval_n, seed=cfg.seed)
         name = resolve_features(cfg.eval_features, real.kind, real.name)
         self.extractor = get_extractor(name, device)
