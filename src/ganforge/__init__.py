@@ -6,7 +6,7 @@ from ganforge.errors import GanforgeError
 from ganforge.generator import LoadedGenerator, load
 from ganforge.metrics.evaluate import compare_sources as compare
 from ganforge.metrics.evaluate import evaluate
-from ganforge.train import Run, resume, train
+from ganforge.train import Run, resume, start_or_continue, train
 
 __version__ = "0.1.0"
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
            "load",
            "load_config",
            "resume",
+           "start_or_continue",
            "train",
 ]

@@ -83,6 +83,14 @@ class RunConfig(StrictModel):
             return 0.0
         return 0.5 ** (self.batch_size / (self.ema_kimg * 1000.0))
 
+    # speed: how the networks run; none of these changes the saved state
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast precision of the forward passes; bf16 is native on "
+        "recent CPUs and GPUs, fp16 adds a gradient scaler (GPU)")
+    channels_last: bool = Field(False, description="NHWC memory layout for image networks")
+    compile: bool = Field(False, description="torch.compile the training networks (the "
+                          "first steps wait for the compiler)")
+
     # bookkeeping
     log_every: int = Field(25, ge=1)
     sample_every: int = Field(500, ge=0, description="0: only at the end")

@@ -49,6 +49,17 @@ def r1_penalty(real_logits: Logits, real: torch.Tensor) -> torch.Tensor:
     return grad.square().flatten(1).sum(1).mean()
 
 
+def interpolates(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Points on the lines between real and fake samples, as WGAN-GP judges them."""
+    return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+
+
+def unit_gradient_penalty(logits: Logits, x_hat: torch.Tensor) -> torch.Tensor:
+    """E (||grad D(x_hat)|| - 1)^2, from the critic's logits on ``x_hat``."""
+    (grad,) = torch.autograd.grad(logits.sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).square().mean()
+
+
 def gradient_penalty(critic: Callable[[torch.Tensor], Logits], real: torch.Tensor,
                      fake: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al., 2017): E (||grad D(x_hat)|| - 1)^2 on random interpolates.
@@ -58,6 +69,5 @@ def gradient_penalty(critic: Callable[[torch.Tensor], Logits], real: torch.Tenso
     if alpha is None:
         shape = (real.shape[0],) + (1,) * (real.dim() - 1)
         alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
-    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1).square().mean()
+    x_hat = interpolates(real, fake, alpha)
+    return unit_gradient_penalty(critic(x_hat), x_hat)

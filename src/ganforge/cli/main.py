@@ -98,10 +98,22 @@ def train(
         "--set", help="Any config key, dotted: --set g_optim.lr=1e-4.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
                                                   help="Show the progress bar.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="Use this run directory: start there, or continue from its newest checkpoint "
+             "if it has one (what torchrun restarts need).")] = None,
+    nproc: Annotated[int | None, typer.Option(
+        help="Train with N processes on this machine (DistributedDataParallel; batch_size "
+             "is the global batch).")] = None,
+    max_restarts: Annotated[int, typer.Option(
+        help="With --nproc: restart the processes from the newest checkpoint up to this "
+             "many times after a failure.")] = 0,
 ) -> None:
     """Train a GAN; a run directory with samples, metrics and checkpoints appears."""
     import ganforge as gf
+    from ganforge.config import read_yaml
     from ganforge.errors import ConfigError
+    from ganforge.train import launch
+    from ganforge.train.distributed import launched_by_torchrun
 
     flags = {"data": data, "model": model, "steps": steps, "out": out, "seed": seed,
              "batch_size": batch_size, "resolution": resolution, "loss": loss,
@@ -109,10 +121,27 @@ def train(
              "progress": progress}
     given = {k: v for k, v in flags.items() if v is not None}
     given |= _parse_set(set_ or [])
-    if resume is not None:
-        if config:
-            raise ConfigError("--resume continues a run with its saved config.yaml; drop "
-                              "--config (change resumable settings with --set).")
+    if resume is not None and config:
+        raise ConfigError("--resume continues a run with its saved config.yaml; drop --config "
+                          "(change resumable settings with --set).")
+    if config and (nproc is not None or run_dir is not None or launched_by_torchrun()):
+        given = {**read_yaml(config), **given}
+    if nproc is not None:
+        target = launch.launch_local(nproc, max_restarts, given, resume, run_dir)
+        typer.echo(f"run directory: {target}")
+        return
+    if launched_by_torchrun():
+        if resume is not None:
+            raise ConfigError("Under torchrun use --run-dir DIR (it continues DIR when it "
+                              "holds checkpoints) instead of --resume.")
+        run = launch.run_worker(run_dir, given)
+        if run is not None and os.environ.get("RANK") == "0" \
+                and not os.environ.get(launch.LAUNCHED_ENV):
+            typer.echo(f"run directory: {run.dir}")
+        return
+    if run_dir is not None:
+        run = gf.start_or_continue(run_dir, given)
+    elif resume is not None:
         run = gf.resume(resume, overrides=given)
     else:
         cfg = gf.load_config(config, given)

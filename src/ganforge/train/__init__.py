@@ -1,5 +1,5 @@
 """The training loop and its recipes."""
 
-from ganforge.train.run import Run, resume, train
+from ganforge.train.run import Run, resume, start_or_continue, train
 
-__all__ = ["Run", "resume", "train"]
+__all__ = ["Run", "resume", "start_or_continue", "train"]

@@ -11,8 +11,16 @@ from pydantic import BaseModel
 from torch import nn
 
 from ganforge.config import OptimConfig, RunConfig
-from ganforge.losses import d_loss, g_loss, gradient_penalty, r1_penalty
+from ganforge.losses import d_loss, g_loss, interpolates, r1_penalty, unit_gradient_penalty
 from ganforge.registry import ModelSpec
+from ganforge.train.acceleration import (
+    MultiInput,
+    Precision,
+    prepare_module,
+    to_layout,
+    wrap_for_training,
+)
+from ganforge.train.distributed import Dist
 from ganforge.train.ema import EMA
 from ganforge.train.recipe import check_finite
 from ganforge.train.stream import DataStream
@@ -43,45 +51,80 @@ def grad_norm(module: nn.Module) -> torch.Tensor:
 
 
 class GANRecipe:
-    """Minimax / non-saturating / LSGAN / WGAN-GP / hinge, with optional R1 and GP."""
+    """Minimax / non-saturating / LSGAN / WGAN-GP / hinge, with optional R1 and GP.
+
+    ``G`` and ``D`` are the plain networks (EMA, export, checkpoints); the forward
+    passes of a step go through their training wrappers (DDP, torch.compile), under
+    the configured autocast precision and memory layout.
+    """
 
     def __init__(self, config: RunConfig, spec: ModelSpec, model_cfg: BaseModel,
-                 device: torch.device) -> None:
-        self.cfg, self.device = config, device
-        self.G = spec.build_generator(model_cfg).to(device)
-        self.D = spec.build_discriminator(model_cfg).to(device)
+                 device: torch.device, dist: Dist | None = None) -> None:
+        self.cfg, self.device, self.dist = config, device, dist or Dist()
+        self.G = prepare_module(spec.build_generator(model_cfg).to(device), config)
+        self.D = prepare_module(spec.build_discriminator(model_cfg).to(device), config)
         self.opt_g = make_adam(self.G, config.g_optim)
         self.opt_d = make_adam(self.D, config.d_optim)
         self.ema = EMA(self.G, config.ema_decay, config.ema_start)
+        self.amp = Precision(config, device)
+        self.g_run = wrap_for_training(self.G, config, self.dist, device)
+        self.d_run = wrap_for_training(MultiInput(self.D), config, self.dist, device)
+        # the G step's pass through D updates no D weights, so it needs no DDP wrapper
+        self.d_judge = torch.compile(self.D) if config.compile else self.D
         # draws happen on the CPU and move to the device, so the RNG state (and a resumed
-        # run) does not depend on the device
+        # run) does not depend on the device; each draw covers the global batch and every
+        # rank keeps its slice, so ranks differ and the run does not depend on their number
         self.rng = torch.Generator().manual_seed(config.seed + 1)
 
     # ---------------------------------------------------------------- one step
     def _latents(self, n: int) -> torch.Tensor:
-        return self.G.sample_latents(n, generator=self.rng).to(self.device, non_blocking=True)
+        z = self.G.sample_latents(n * self.dist.world, generator=self.rng)
+        return self.dist.shard(z).to(self.device, non_blocking=True)
+
+    def _check(self, what: str, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        if self.amp.scalers["G"].is_enabled():  # overflowing fp16 gradients skip the update
+            check_finite(what, step, self.dist, loss=loss)
+        else:
+            check_finite(what, step, self.dist, loss=loss, grad_norm=grad_norm)
+
+    def _update(self, net: str, optimizer: torch.optim.Optimizer, module: nn.Module,
+                loss: torch.Tensor, step: int, logs: dict[str, torch.Tensor]) -> None:
+        """Backward (scaled for fp16), NaN check agreed over ranks, optimizer step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.amp.backward(net, loss)
+        self.amp.unscale(net, optimizer)
+        norm = grad_norm(module)
+        self._check("discriminator" if net == "D" else "generator", step + 1, loss, norm)
+        applied = self.amp.step(net, optimizer)
+        if self.amp.scalers[net].is_enabled():
+            logs[f"amp_skipped_{net.lower()}"] = torch.tensor(0.0 if applied else 1.0)
+            norm = torch.nan_to_num(norm, nan=0.0, posinf=0.0)
+        logs[f"grad_norm_{net.lower()}"] = norm
 
     def _d_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None,
                 fake: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, logs = self.cfg, {}
         if cfg.r1_gamma > 0:
             x = x.detach().requires_grad_(True)
-        real_logits, fake_logits = self.D(x, y), self.D(fake.detach(), y)
+        inputs = [x, fake.detach()]
+        penalised = cfg.loss == "wgan-gp" and cfg.gp_weight > 0
+        if penalised:
+            alpha = torch.rand((x.shape[0] * self.dist.world,) + (1,) * (x.dim() - 1),
+                               generator=self.rng)
+            inputs.append(interpolates(x, fake, self.dist.shard(alpha).to(self.device,
+                                                                          x.dtype)))
+        with self.amp.autocast():  # one call: DDP expects one forward per backward
+            logits = [out.float() for out in self.d_run(inputs, y)]
+        real_logits, fake_logits = logits[0], logits[1]
         loss = d_loss(cfg.loss, real_logits, fake_logits)
         logs["loss_d"] = loss.detach()
         if cfg.r1_gamma > 0:
             logs["r1"] = r1_penalty(real_logits, x)
             loss = loss + 0.5 * cfg.r1_gamma * logs["r1"]
-        if cfg.loss == "wgan-gp" and cfg.gp_weight > 0:
-            alpha = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=self.rng)
-            logs["gp"] = gradient_penalty(lambda t: self.D(t, y), x, fake,
-                                          alpha=alpha.to(self.device, x.dtype))
+        if penalised:
+            logs["gp"] = unit_gradient_penalty(logits[2], inputs[2])
             loss = loss + cfg.gp_weight * logs["gp"]
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        logs["grad_norm_d"] = grad_norm(self.D)
-        check_finite("discriminator", step + 1, loss=loss, grad_norm=logs["grad_norm_d"])
-        self.opt_d.step()
+        self._update("D", self.opt_d, self.D, loss, step, logs)
         logs["d_real"], logs["d_fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
         return {k: v.detach() for k, v in logs.items()}
 
@@ -97,20 +140,21 @@ class GANRecipe:
         self.D.train()
         for i in range(self.cfg.n_critic):
             x, y = stream.next()
+            x = to_layout(x, self.cfg)
             last = i == self.cfg.n_critic - 1
-            with torch.set_grad_enabled(last):  # the last fake batch is reused by the G step
-                fake = self.G(self._latents(x.shape[0]), y)
+            # the last fake batch is reused by the G step
+            with torch.set_grad_enabled(last), self.amp.autocast():
+                fake = self.g_run(self._latents(x.shape[0]), y)
             logs = self._d_step(step, x, y, fake)
         self.D.requires_grad_(False)
         try:
-            loss_g = g_loss(self.cfg.loss, self.D(fake, y))
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            with self.amp.autocast():
+                loss_g = g_loss(self.cfg.loss, self.d_judge(fake, y).float())
+            self._update("G", self.opt_g, self.G, loss_g, step, logs)
         finally:
             self.D.requires_grad_(True)
-        logs["loss_g"], logs["grad_norm_g"] = loss_g.detach(), grad_norm(self.G)
-        check_finite("generator", step + 1, loss=loss_g, grad_norm=logs["grad_norm_g"])
-        self.opt_g.step()
+        logs["loss_g"] = loss_g.detach()
+        self.dist.average_buffers(self.G, self.D)
         self.ema.update(self.G, step)
         return logs
 
@@ -141,7 +185,8 @@ class GANRecipe:
     def state_dict(self) -> dict[str, Any]:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.ema.model.state_dict(), "opt_g": self.opt_g.state_dict(),
-                "opt_d": self.opt_d.state_dict(), "rng": self.rng.get_state()}
+                "opt_d": self.opt_d.state_dict(), "rng": self.rng.get_state(),
+                "amp": self.amp.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["G"])
@@ -154,3 +199,4 @@ class GANRecipe:
                 group.update(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                              weight_decay=cfg.weight_decay)
         self.rng.set_state(state["rng"])
+        self.amp.load_state_dict(state.get("amp", {}))

@@ -9,6 +9,7 @@ from torch import nn
 
 from ganforge.errors import NonFiniteError
 from ganforge.models.base import Generator
+from ganforge.train.distributed import Dist
 from ganforge.train.stream import DataStream
 
 
@@ -30,11 +31,20 @@ class Recipe(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def check_finite(what: str, step: int, **values: torch.Tensor) -> None:
-    """Raise NonFiniteError naming the first NaN/Inf value (one sync for all values)."""
+def check_finite(what: str, step: int, dist: Dist | None = None,
+                 **values: torch.Tensor) -> None:
+    """Raise NonFiniteError naming the first NaN/Inf value (one sync for all values).
+
+    Distributed, every rank raises when any rank sees a non-finite value, so no rank
+    applies an update the others refuse (or waits forever for one that stopped).
+    """
     stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
-    if bool(torch.isfinite(stacked).all()):
+    bad_here = not bool(torch.isfinite(stacked).all())
+    if not (dist.any(bad_here) if dist is not None else bad_here):
         return
-    bad = ", ".join(f"{k}={v.item():.4g}" for k, v in values.items())
+    found = ", ".join(f"{k}={v.item():.4g}" for k, v in values.items())
+    where = f" on rank {dist.rank}" if dist is not None and dist.enabled else ""
+    if not bad_here:
+        found = "another rank's values"
     raise NonFiniteError(f"Training diverged at step {step}: the {what} update produced a "
-                         f"non-finite value ({bad}); that update was not applied.")
+                         f"non-finite value{where} ({found}); that update was not applied.")

@@ -15,7 +15,8 @@ from ganforge.config import RunConfig, dump_config, read_yaml, set_dotted, valid
 from ganforge.data import DataBundle, load_source, source_short_name
 from ganforge.errors import ConfigError
 from ganforge.registry import ModelSpec, get_model
-from ganforge.train import rundir
+from ganforge.train import distributed, rundir
+from ganforge.train.acceleration import check_precision
 from ganforge.train.evaluation import PeriodicEval, check_eval_metric
 from ganforge.train.gan import GANRecipe
 from ganforge.train.stream import check_batch_size
@@ -41,7 +42,7 @@ class Run:
 
 
 def pick_device(name: str) -> torch.device:
-    """Validate the configured device."""
+    """Validate the configured device; under torchrun, ``cuda`` is this process's GPU."""
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -51,6 +52,10 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available to this "
                           "PyTorch build; use --device cpu.")
+    dist = distributed.current()
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
     return device
 
 
@@ -117,32 +122,118 @@ def _build(config: RunConfig, run_dir: Path, data: DataBundle,
            resolved: tuple[RunConfig, ModelSpec, BaseModel] | None = None,
            evaluator: PeriodicEval | None = None) -> Trainer:
     resolved_cfg, spec, model_cfg = resolved or resolve(config, data)
+    dist = distributed.current()
+    distributed.check_batch_divides(resolved_cfg.batch_size, dist)
     device = pick_device(resolved_cfg.device)
-    torch.manual_seed(resolved_cfg.seed)
+    check_precision(resolved_cfg, device)
+    torch.manual_seed(resolved_cfg.seed)  # the same initial weights on every rank
     torch.use_deterministic_algorithms(resolved_cfg.deterministic, warn_only=True)
-    recipe = GANRecipe(resolved_cfg, spec, model_cfg, device)
+    recipe = GANRecipe(resolved_cfg, spec, model_cfg, device, dist)
+    if dist.rank > 0:  # per-rank global RNG; rank 0 continues as a single process would
+        torch.manual_seed(distributed.rank_seed(resolved_cfg.seed, dist.rank))
     meta = {"data": {"spec": data.spec, "name": data.name, "kind": data.kind,
                      "num_classes": data.num_classes}, "run": run_dir.name}
-    return Trainer(resolved_cfg, run_dir, recipe, data, device, meta, evaluator)
+    return Trainer(resolved_cfg, run_dir, recipe, data, device, meta, evaluator, dist)
 
 
-def train(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) -> Run:
-    """Train a GAN from a config (or keyword overrides) in a new run directory."""
+def prepare(config: RunConfig) -> tuple[DataBundle, tuple[RunConfig, ModelSpec, BaseModel]]:
+    """Every check that needs no run directory: model, metric, device, precision, data,
+    batch size. Run before anything is written (and before ``--nproc`` spawns workers)."""
+    check_model(config)
+    check_eval_metric(config)
+    check_precision(config, pick_device(config.device))
+    data = load_data(config)
+    resolved = resolve(config, data)
+    check_batch_size(config.batch_size, data)
+    distributed.check_batch_divides(config.batch_size, distributed.current())
+    return data, resolved
+
+
+def train(config: RunConfig | dict[str, Any] | None = None, run_dir: str | Path | None = None,
+          **overrides: Any) -> Run:
+    """Train a GAN from a config (or keyword overrides) in a new run directory
+    (``OUT/NNNN-data-model``, or ``run_dir`` when given; it must not hold a run)."""
     if isinstance(config, RunConfig):
         config = config.model_dump()
     config = validate_config({**(config or {}), **overrides}, "the training options")
-    check_model(config)
-    check_eval_metric(config)
+    if run_dir is not None and (Path(run_dir) / rundir.CONFIG).exists():
+        raise ConfigError(f"{run_dir} already holds a run; continue it with `ganforge train "
+                          f"--resume {run_dir}` (or --run-dir, which continues it), or choose "
+                          "another directory.")
+    return _start(config, None if run_dir is None else Path(run_dir))
+
+
+def _start(config: RunConfig, run_dir: Path | None) -> Run:
+    dist = distributed.current()
+    data, resolved = prepare(config)  # validate before creating anything on disk
     device = pick_device(config.device)
-    data = load_data(config)
-    resolved = resolve(config, data)  # validate before creating anything on disk
-    check_batch_size(config.batch_size, data)
-    evaluator = PeriodicEval(resolved[0], data, device) if config.eval_every else None
-    run_dir = rundir.new_run_dir(config.out, source_short_name(config.data), config.model)
+    evaluator = PeriodicEval(resolved[0], data, device) \
+        if config.eval_every and dist.is_main else None
+    if run_dir is None:
+        if dist.enabled:
+            raise ConfigError("Under torchrun every process must know the run directory: add "
+                              "--run-dir DIR (a restarted worker then continues that run).")
+        run_dir = rundir.new_run_dir(config.out, source_short_name(config.data), config.model)
+    elif dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / rundir.METRICS).unlink(missing_ok=True)  # from an attempt that never saved
+    dist.barrier()
     trainer = _build(config, run_dir, data, resolved, evaluator)
-    atomic_write_text(run_dir / rundir.CONFIG, dump_config(trainer.cfg))
+    if dist.is_main:
+        atomic_write_text(run_dir / rundir.CONFIG, dump_config(trainer.cfg))
     trainer.run()
     return Run(run_dir, trainer.cfg, trainer.step)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (``{"g_optim": {"lr": 1}}`` -> ``g_optim.lr``)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out |= _flatten(value, name + ".")
+        else:
+            out[name] = value
+    return out
+
+
+def _get_dotted(tree: dict[str, Any], key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def start_or_continue(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Run:
+    """Start a run in ``run_dir``, or continue it from its newest checkpoint when it holds
+    one: what a worker restarted by torchrun needs, run after run with the same flags.
+
+    With an existing run, ``overrides`` may repeat its settings; they may only change
+    the resumable ones (as with :func:`resume`).
+    """
+    run_dir, given = Path(run_dir), dict(overrides or {})
+    dist = distributed.current()
+    fresh, saved, complete = 0, 1, 2
+    mode = fresh
+    if dist.is_main and rundir.is_run_dir(run_dir):
+        found = rundir.checkpoints(run_dir)
+        target = given.get("steps", read_yaml(run_dir / rundir.CONFIG).get("steps", 0))
+        mode = fresh if not found else complete if found[0][0] >= int(target) else saved
+    mode = dist.broadcast_int(mode)
+    if mode == fresh:
+        base = read_yaml(run_dir / rundir.CONFIG) if rundir.is_run_dir(run_dir) else {}
+        for key, value in given.items():
+            set_dotted(base, key, value)
+        return _start(validate_config(base, "the training options"), run_dir)
+    raw = read_yaml(run_dir / rundir.CONFIG)
+    changes = {k: v for k, v in _flatten(given).items() if _get_dotted(raw, k) != v}
+    changes.pop("out", None)  # where new runs go; this one already has its place
+    if mode == complete and not changes:
+        config = validate_config(raw, str(run_dir / rundir.CONFIG))
+        return Run(run_dir, config, config.steps)
+    return resume(run_dir, overrides=changes)
 
 
 def _record_config_change(run_dir: Path, trainer: Trainer) -> None:
@@ -165,26 +256,17 @@ def _record_config_change(run_dir: Path, trainer: Trainer) -> None:
 # Everything else (data, model, seed, batch size) is fixed by the checkpoint.
 RESUMABLE = frozenset({"steps", "progress", "device", "g_optim", "d_optim", "loss", "r1_gamma",
                        "gp_weight", "n_critic", "lr_schedule", "log_every", "sample_every",
-                       "checkpoint_every", "keep_checkpoints", "eval_every"})
+                       "checkpoint_every", "keep_checkpoints", "eval_every", "precision",
+                       "channels_last", "compile"})
 
 
-def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None = None,
-           overrides: dict[str, Any] | None = None) -> Run:
-    """Continue a run from its newest readable checkpoint, exactly where it stopped.
-
-    ``overrides`` (dotted keys allowed) may change the settings in ``RESUMABLE``; with
-    none, the continuation is bit-identical to an uninterrupted run.
-    """
-    run_dir = Path(run_dir)
+def check_resume_changes(run_dir: Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """The saved config of ``run_dir`` (raw), after checking that ``changes`` only touch
+    resumable settings and keep the learning-rate schedule honest."""
     if not rundir.is_run_dir(run_dir):
         raise ConfigError(f"{run_dir} is not a ganforge run directory (no {rundir.CONFIG}); "
                           "pass the folder that `ganforge train` created.")
     raw = read_yaml(run_dir / rundir.CONFIG)
-    changes = dict(overrides or {})
-    if steps is not None:
-        changes["steps"] = steps
-    if progress is not None:
-        changes["progress"] = progress
     fixed = sorted(k for k in changes if k.split(".")[0] not in RESUMABLE)
     if fixed:
         raise ConfigError(f"Cannot change {', '.join(fixed)} when resuming {run_dir.name}: the "
@@ -197,6 +279,23 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None 
                           f"{raw.get('steps')} (lr_schedule: {raw['lr_schedule']}); a new "
                           "--steps would rewind that schedule. Add --set lr_schedule=constant "
                           f"(or --set lr_schedule={raw['lr_schedule']} to accept the rewind).")
+    return raw
+
+
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None = None,
+           overrides: dict[str, Any] | None = None) -> Run:
+    """Continue a run from its newest readable checkpoint, exactly where it stopped.
+
+    ``overrides`` (dotted keys allowed) may change the settings in ``RESUMABLE``; with
+    none, the continuation is bit-identical to an uninterrupted run.
+    """
+    run_dir = Path(run_dir)
+    changes = dict(overrides or {})
+    if steps is not None:
+        changes["steps"] = steps
+    if progress is not None:
+        changes["progress"] = progress
+    raw = check_resume_changes(run_dir, changes)
     for key, value in changes.items():
         set_dotted(raw, key, value)
     config = validate_config(raw, str(run_dir / rundir.CONFIG))
@@ -206,6 +305,7 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool | None 
     if trainer.step >= config.steps:
         raise ConfigError(f"Run {run_dir.name} already reached step {trainer.step} of "
                           f"{config.steps}; pass --steps with a larger total to train further.")
-    _record_config_change(run_dir, trainer)
+    if trainer.main:
+        _record_config_change(run_dir, trainer)
     trainer.run(resumed=True)
     return Run(run_dir, trainer.cfg, trainer.step)

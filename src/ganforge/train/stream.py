@@ -8,6 +8,7 @@ import torch
 
 from ganforge.data import DataBundle
 from ganforge.errors import ConfigError
+from ganforge.train.distributed import Dist
 
 
 def check_batch_size(batch_size: int, data: DataBundle) -> None:
@@ -22,24 +23,30 @@ class DataStream:
 
     Its whole state (generator, permutation, position) is saved with a checkpoint,
     so a resumed run sees exactly the batches an uninterrupted one would.
+
+    Distributed, it is the sampler: every rank shuffles alike, walks the same global
+    batches and keeps its own slice of each, so the ranks see disjoint samples and
+    together exactly what one process would see with the same ``batch_size``.
     """
 
     def __init__(self, bundle: DataBundle, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu", with_labels: bool = True) -> None:
+                 device: torch.device | str = "cpu", with_labels: bool = True,
+                 dist: Dist | None = None) -> None:
         check_batch_size(batch_size, bundle)
         self.bundle, self.batch_size, self.device = bundle, batch_size, torch.device(device)
+        self.dist = dist or Dist()
         self.with_labels = with_labels and bundle.labels is not None
         self.generator = torch.Generator().manual_seed(seed)
         self.epoch, self.pos = 0, 0
         self.perm = torch.randperm(len(bundle), generator=self.generator)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The next batch (x, labels) on the stream's device."""
+        """This rank's share of the next global batch (x, labels) on the stream's device."""
         if self.pos + self.batch_size > len(self.perm):
             self.epoch += 1
             self.pos = 0
             self.perm = torch.randperm(len(self.bundle), generator=self.generator)
-        idx = self.perm[self.pos:self.pos + self.batch_size]
+        idx = self.dist.shard(self.perm[self.pos:self.pos + self.batch_size])
         self.pos += self.batch_size
         x, y = self.bundle.batch(idx)
         x = x.to(self.device, non_blocking=True)

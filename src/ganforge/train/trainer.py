@@ -23,6 +23,7 @@ from ganforge.data import DataBundle
 from ganforge.errors import CheckpointError, NonFiniteError, StoppedError
 from ganforge.generator import BEST_NAME, EXPORT_NAME
 from ganforge.train import rundir
+from ganforge.train.distributed import Dist, rank_seed
 from ganforge.train.recipe import Recipe
 from ganforge.train.stopper import GracefulStop
 from ganforge.train.stream import DataStream
@@ -30,12 +31,14 @@ from ganforge.visual import make_grid, save_grid, save_scatter
 
 
 class RunLog:
-    """Timestamped lines in ``log.txt``, echoed to the console when asked."""
+    """Timestamped lines in ``log.txt``, echoed to the console when asked (rank 0 only)."""
 
-    def __init__(self, path: Path, echo: bool) -> None:
-        self.path, self.echo = path, echo
+    def __init__(self, path: Path, echo: bool, enabled: bool = True) -> None:
+        self.path, self.echo, self.enabled = path, echo, enabled
 
     def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         with self.path.open("a") as f:
             f.write(f"{stamp} {msg}\n")
@@ -44,34 +47,44 @@ class RunLog:
 
 
 class Trainer:
-    """Drives a recipe for ``config.steps`` steps and owns every file of the run."""
+    """Drives a recipe for ``config.steps`` steps and owns every file of the run.
+
+    Distributed, every rank runs the loop and rank 0 alone writes files; log windows
+    are averaged over ranks, and stops and failures are agreed by all ranks.
+    """
 
     def __init__(self, config: RunConfig, run_dir: Path, recipe: Recipe, data: DataBundle,
                  device: torch.device, generator_meta: dict[str, Any],
-                 evaluator: Any = None) -> None:
+                 evaluator: Any = None, dist: Dist | None = None) -> None:
         self.cfg, self.run_dir, self.recipe, self.data = config, run_dir, recipe, data
         self.device = device
+        self.dist = dist or Dist()
+        self.main = self.dist.is_main
         self.generator_meta = generator_meta
         self.stream = DataStream(data, config.batch_size, config.seed + 2, device,
-                                 with_labels=config.conditional)
+                                 with_labels=config.conditional, dist=self.dist)
         self.step = 0
         self.last_good: Path | None = None
         self._sums: dict[str, torch.Tensor] = {}  # running sums of the current log window
         self._count = 0
-        self.log = RunLog(run_dir / rundir.LOG, echo=config.progress)
+        self.log = RunLog(run_dir / rundir.LOG, echo=config.progress and self.main,
+                          enabled=self.main)
         self._fixed = self._fixed_latents()
         self._writer: Any = None
         self._export: tuple[int, torch.nn.Module] | None = None  # (step, module) cache
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"}
         self._evaluator: Any = evaluator
-        if config.eval_every and evaluator is None:
+        if config.eval_every and evaluator is None and self.main:
             from ganforge.train.evaluation import PeriodicEval
 
             self._evaluator = PeriodicEval(config, data, device)
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
+        """The loop's state (a collective when distributed: every rank's RNG is kept)."""
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.dist.enabled:
+            rng["torch_ranks"] = self.dist.gather(rng["torch"])
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"step": self.step, "recipe": self.recipe.state_dict(),
@@ -86,12 +99,22 @@ class Trainer:
         self.best = dict(state["best"]) if state.get("best") else None
         self.recipe.load_state_dict(state["recipe"])
         self.stream.load_state_dict(state["stream"])
-        torch.set_rng_state(state["rng"]["torch"])
+        ranks = state["rng"].get("torch_ranks")
+        if self.dist.enabled and ranks is not None and len(ranks) == self.dist.world:
+            torch.set_rng_state(ranks[self.dist.rank].clone())
+        elif self.dist.rank == 0:
+            torch.set_rng_state(state["rng"]["torch"])
+        else:  # resumed with another number of processes
+            torch.manual_seed(rank_seed(self.cfg.seed, self.dist.rank, self.step))
         if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+            if self.dist.rank == 0:
+                torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+            else:
+                torch.cuda.manual_seed(rank_seed(self.cfg.seed, self.dist.rank, self.step))
 
-    def restore_latest(self) -> Path:
-        """Load the newest readable checkpoint; corrupt newer ones are reported and skipped."""
+    def _newest_readable(self) -> tuple[int, dict[str, Any] | None, list[str]]:
+        """(step, state) of the newest readable checkpoint; corrupt newer ones are moved
+        aside and reported. Step -1 when there is none."""
         problems = []
         for step, path in rundir.checkpoints(self.run_dir):
             try:
@@ -102,20 +125,34 @@ class Trainer:
                 problems.append(f"checkpoint at step {step} is unreadable ({err}); "
                                 f"moved aside to {aside.name}")
                 continue
-            try:
-                self.load_state_dict(state)
-            except (KeyError, TypeError, ValueError, RuntimeError) as err:
-                msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-                raise CheckpointError(f"Checkpoint {path} does not fit this run ({msg}); was "
-                                      "config.yaml edited by hand? Restore it, or start a new "
-                                      "run.") from None
-            for note in problems:
-                self.log(note)
-            self.last_good = path
+            return step, state, problems
+        return -1, None, problems
+
+    def restore_latest(self) -> Path:
+        """Load the newest readable checkpoint; corrupt newer ones are reported and skipped.
+        Distributed, rank 0 chooses it and every rank loads that one."""
+        step, state, problems = self._newest_readable() if self.main else (-1, None, [])
+        step = self.dist.broadcast_int(step)
+        if step < 0:
+            raise CheckpointError(f"Run {self.run_dir} has no readable checkpoint to resume "
+                                  f"from ({'; '.join(problems) or 'none saved yet'}). Start a "
+                                  "new run.")
+        path = rundir.state_path(self.run_dir, step)
+        if state is None:
+            state, _ = load_state(path)
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CheckpointError(f"Checkpoint {path} does not fit this run ({msg}); was "
+                                  "config.yaml edited by hand? Restore it, or start a new "
+                                  "run.") from None
+        for note in problems:
+            self.log(note)
+        self.last_good = path
+        if self.main:
             self._adopt_newer_best()
-            return path
-        raise CheckpointError(f"Run {self.run_dir} has no readable checkpoint to resume from "
-                              f"({'; '.join(problems) or 'none saved yet'}). Start a new run.")
+        return path
 
     def _adopt_newer_best(self) -> None:
         """A crash between an evaluation and the next checkpoint leaves a best.safetensors
@@ -176,15 +213,18 @@ class Trainer:
         return path
 
     def write_checkpoint(self) -> Path:
+        state = self.state_dict()  # on every rank: it gathers the ranks' RNG states
+        path = rundir.state_path(self.run_dir, self.step)
+        self.last_good = path
+        if not self.main:
+            return path
         export = self.export_generator()
         ensure_finite(export.state_dict(), f"the exported generator at step {self.step}")
-        path = rundir.state_path(self.run_dir, self.step)
-        save_state(path, self.state_dict(), {"step": self.step, "model": self.cfg.model})
+        save_state(path, state, {"step": self.step, "model": self.cfg.model})
         meta = {**self.generator_meta, "step": self.step}
         save_generator(self.run_dir / EXPORT_NAME, export, self.cfg.model,
                        self.cfg.model_options, meta)
         rundir.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
-        self.last_good = path
         return path
 
     def evaluate(self) -> dict[str, float]:
@@ -211,12 +251,16 @@ class Trainer:
         return record
 
     def _open_writer(self, resumed: bool) -> None:
+        if not self.main:
+            return
         from torch.utils.tensorboard import SummaryWriter
 
         self._writer = SummaryWriter(str(self.run_dir / rundir.TENSORBOARD),
                                      purge_step=self.step if resumed else None)
 
     def _status(self, status: str, started: float, start_step: int, **extra: Any) -> None:
+        if not self.main:
+            return
         elapsed = time.perf_counter() - started
         done = self.step - start_step
         rundir.write_status(self.run_dir, {
@@ -225,43 +269,51 @@ class Trainer:
                                               "kind": self.data.kind, "size": len(self.data),
                                               "num_classes": self.data.num_classes,
                                               **self.data.info},
-            "device": str(self.device), "elapsed_s": round(elapsed, 2),
+            "device": str(self.device), "processes": self.dist.world,
+            "elapsed_s": round(elapsed, 2),
             "steps_per_s": round(done / elapsed, 3) if elapsed > 0 and done else None,
             "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             **({"best": self.best} if self.best else {}), **extra})
 
     # ---------------------------------------------------------------- loop
-    def _log_window(self, metrics: rundir.MetricsLog, start_step: int, started: float,
+    def _log_window(self, metrics: rundir.MetricsLog | None, start_step: int, started: float,
                     extra: dict[str, Any]) -> dict[str, Any]:
         """Write the means of the current log window (and ``extra``, the evaluation of this
-        step) as one metrics.jsonl record, and to TensorBoard."""
+        step) as one metrics.jsonl record, and to TensorBoard; distributed, the means are
+        over all ranks' samples (a collective; rank 0 writes)."""
         now = time.perf_counter()
+        sums = dict(zip(self._sums, self.dist.mean(torch.stack(list(self._sums.values())))
+                        .tolist(), strict=True)) if self._sums else {}
+        self._sums, self._count, count = {}, 0, self._count
+        if metrics is None:  # not rank 0
+            return {}
         record = {"step": self.step,
-                  **{k: round(float(v) / self._count, 6) for k, v in self._sums.items()},
+                  **{k: round(float(v) / count, 6) for k, v in sums.items()},
                   "steps_per_s": round((self.step - start_step) / max(now - started, 1e-9), 3),
                   "time_s": round(now - started, 3)}
         metrics.write(record | extra)
         for k, v in record.items():
             if k != "step":
                 self._writer.add_scalar(f"train/{k}", v, self.step)
-        self._sums, self._count = {}, 0
         return record
 
     def run(self, resumed: bool = False) -> None:
         cfg = self.cfg
         metrics = rundir.MetricsLog(self.run_dir / rundir.METRICS,
-                                    resume_step=self.step if resumed else None)
+                                    resume_step=self.step if resumed else None) \
+            if self.main else None
         self._open_writer(resumed)
         start_step, started = self.step, time.perf_counter()
         d = self.data
         splits = f", splits: {'+'.join(d.info['splits'])}" if d.info.get("splits") else ""
         classes = f", {d.num_classes} classes" if d.num_classes else ""
+        where = f"{self.dist.world} processes" if self.dist.enabled else str(self.device)
         self.log(f"{'resuming' if resumed else 'starting'} {self.run_dir.name} at step "
-                 f"{self.step}/{cfg.steps} on {self.device}; data {d.spec}: {len(d)} samples "
+                 f"{self.step}/{cfg.steps} on {where}; data {d.spec}: {len(d)} samples "
                  f"of shape {'x'.join(map(str, d.sample_shape))}{classes}{splits}")
         self._status("running", started, start_step)
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.run_dir.name, unit="step",
-                   disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
+                   disable=not (cfg.progress and self.main), dynamic_ncols=True, mininterval=0.5)
         stopper = GracefulStop().install()
         try:
             while self.step < cfg.steps:
@@ -273,22 +325,25 @@ class Trainer:
                 bar.update(1)
                 final = self.step == cfg.steps
                 evaluated = {}
-                if cfg.eval_every and (self.step % cfg.eval_every == 0 or final):
+                if cfg.eval_every and self.main and (self.step % cfg.eval_every == 0 or final):
                     evaluated = self.evaluate()
                 if self.step % cfg.log_every == 0 or final:
                     record = self._log_window(metrics, start_step, started, evaluated)
                     bar.set_postfix(loss_d=record.get("loss_d"), loss_g=record.get("loss_g"))
-                elif evaluated:  # one record per step: the evaluation alone
+                elif evaluated and metrics:  # one record per step: the evaluation alone
                     metrics.write({"step": self.step, **evaluated})
-                if (cfg.sample_every and self.step % cfg.sample_every == 0) or final:
+                if self.main and ((cfg.sample_every and self.step % cfg.sample_every == 0)
+                                  or final):
                     self.write_samples()
+                stop = self.dist.any(stopper.requested)  # every rank stops at the same step
                 saved = (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or final
-                if saved or stopper.requested:
+                if saved or stop:
                     self.write_checkpoint()
                     self._status("running", started, start_step)
-                if stopper.requested and not final:
-                    msg = (f"Stopped by {stopper.signal_name} at step {self.step}; checkpoint "
-                           f"saved. Continue with `ganforge train --resume {self.run_dir}`.")
+                if stop and not final:
+                    msg = (f"Stopped by {stopper.signal_name or 'a signal'} at step "
+                           f"{self.step}; checkpoint saved. Continue with "
+                           f"`ganforge train --resume {self.run_dir}`.")
                     self.log(msg)
                     self._status("stopped", started, start_step, message=msg)
                     raise StoppedError(msg)
@@ -310,7 +365,8 @@ class Trainer:
         finally:
             stopper.restore()
             bar.close()
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
         self._status("completed", started, start_step)
         self.log(f"finished {self.run_dir.name} at step {self.step}: "
                  f"{self.run_dir / EXPORT_NAME}")
