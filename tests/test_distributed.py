@@ -148,7 +148,8 @@ def test_killed_worker_is_restarted_and_the_run_completes(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
     assert killed is not None and killed < steps, "the worker was not killed mid-run"
-    assert proc.returncode == 0, stderr[-3000:]
+    problems = [line for line in stderr.splitlines() if "rror" in line or "rank" in line]
+    assert proc.returncode == 0, "\n".join(problems[-25:])
     recorded = [r["step"] for r in rundir.read_metrics(run)]
     assert recorded == sorted(set(recorded)), "a step was recorded twice"
     assert recorded[-1] == steps and recorded == list(range(5, steps + 1, 5))

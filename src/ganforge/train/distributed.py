@@ -114,6 +114,19 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def _attempt_store() -> dict[str, object]:
+    """Under torchrun the launcher's key-value store outlives a restart; without a prefix
+    per attempt, restarted workers can read the dead workers' addresses and fail to
+    connect. Each attempt gets its own key space."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return {}
+    store = torch_dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                is_master=False, timeout=TIMEOUT)
+    return {"store": torch_dist.PrefixStore(f"ganforge/attempt-{attempt}", store),
+            "rank": int(os.environ["RANK"]), "world_size": int(os.environ["WORLD_SIZE"])}
+
+
 def init_from_env(device: str = "cpu") -> Dist:
     """Join the process group torchrun (or ``--nproc``) describes in the environment:
     gloo for CPU tensors, plus nccl for CUDA tensors when the run uses a GPU."""
@@ -130,7 +143,7 @@ def init_from_env(device: str = "cpu") -> Dist:
                 raise ConfigError("--device cuda under torchrun needs NCCL, which this PyTorch "
                                   "build lacks; use --device cpu (gloo).")
             backend = "cpu:gloo,cuda:nccl"
-        torch_dist.init_process_group(backend=backend, timeout=TIMEOUT)
+        torch_dist.init_process_group(backend=backend, timeout=TIMEOUT, **_attempt_store())
     _current = Dist(rank=torch_dist.get_rank(), world=torch_dist.get_world_size(),
                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     return _current
