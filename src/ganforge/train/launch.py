@@ -111,7 +111,7 @@ def launch_local(nproc: int, max_restarts: int, overrides: dict[str, Any],
                           "pass the folder that `ganforge train` created.")
     config = validate_config(overrides, "the training options")
     check_batch_divides(config.batch_size, Dist(world=nproc))
-    _, (resolved, _, _) = prepare(config)
+    _, (resolved, _, _), _ = prepare(config)
     if run_dir is None:
         run_dir = rundir.new_run_dir(config.out, source_short_name(config.data), config.model)
     run_dir.mkdir(parents=True, exist_ok=True)

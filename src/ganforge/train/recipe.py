@@ -42,9 +42,10 @@ def check_finite(what: str, step: int, dist: Dist | None = None,
     bad_here = not bool(torch.isfinite(stacked).all())
     if not (dist.any(bad_here) if dist is not None else bad_here):
         return
-    found = ", ".join(f"{k}={v.item():.4g}" for k, v in values.items())
-    where = f" on rank {dist.rank}" if dist is not None and dist.enabled else ""
-    if not bad_here:
-        found = "another rank's values"
+    if bad_here:
+        found = ", ".join(f"{k}={v.item():.4g}" for k, v in values.items())
+        where = f" on rank {dist.rank}" if dist is not None and dist.enabled else ""
+    else:
+        found, where = "seen on another rank", ""
     raise NonFiniteError(f"Training diverged at step {step}: the {what} update produced a "
                          f"non-finite value{where} ({found}); that update was not applied.")

@@ -136,17 +136,20 @@ def _build(config: RunConfig, run_dir: Path, data: DataBundle,
     return Trainer(resolved_cfg, run_dir, recipe, data, device, meta, evaluator, dist)
 
 
-def prepare(config: RunConfig) -> tuple[DataBundle, tuple[RunConfig, ModelSpec, BaseModel]]:
+def prepare(config: RunConfig) -> tuple[DataBundle, tuple[RunConfig, ModelSpec, BaseModel],
+                                       torch.device]:
     """Every check that needs no run directory: model, metric, device, precision, data,
-    batch size. Run before anything is written (and before ``--nproc`` spawns workers)."""
+    batch size. Run before anything is written (and before ``--nproc`` spawns workers).
+    Returns the data, the resolved config and the device."""
     check_model(config)
     check_eval_metric(config)
-    check_precision(config, pick_device(config.device))
+    device = pick_device(config.device)
+    check_precision(config, device)
     data = load_data(config)
     resolved = resolve(config, data)
     check_batch_size(config.batch_size, data)
     distributed.check_batch_divides(config.batch_size, distributed.current())
-    return data, resolved
+    return data, resolved, device
 
 
 def train(config: RunConfig | dict[str, Any] | None = None, run_dir: str | Path | None = None,
@@ -165,8 +168,7 @@ def train(config: RunConfig | dict[str, Any] | None = None, run_dir: str | Path 
 
 def _start(config: RunConfig, run_dir: Path | None) -> Run:
     dist = distributed.current()
-    data, resolved = prepare(config)  # validate before creating anything on disk
-    device = pick_device(config.device)
+    data, resolved, device = prepare(config)  # validate before creating anything on disk
     evaluator = PeriodicEval(resolved[0], data, device) \
         if config.eval_every and dist.is_main else None
     if run_dir is None:
