@@ -236,7 +236,7 @@ def models() -> None:
 
 def main() -> None:
     """Entry point of the ``ganforge`` script."""
-    from ganforge.cli import evaluation  # noqa: F401  (registers eval and fid)
+    from ganforge.cli import evaluation, impute  # noqa: F401  (register their commands)
 
     app(prog_name="ganforge")
 

@@ -1,0 +1,1 @@
+"""Layer 4: what users do with GANs beyond sampling (impute, detect, classify)."""
