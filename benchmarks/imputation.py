@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/imputation.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)  # GAIN's small MLPs run fastest on one thread
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # MICE's 10 rounds
     results: list[dict[str, object]] = []
     for name in args.data:
         x = load(name)

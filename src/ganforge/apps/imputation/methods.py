@@ -52,9 +52,10 @@ def make_imputer(method: str, seed: int = 0, progress: bool = False,
         return GAIN(cfg, progress=progress)
     if method == "mean":
         return _Clipped(SimpleImputer(strategy="mean"))
+    verbose = 1 if progress else 0  # scikit-learn prints one line per round
     if method == "mice":
         return _Clipped(IterativeImputer(max_iter=10, random_state=seed, tol=1e-3,
-                                         verbose=0, min_value=0.0, max_value=1.0))
+                                         verbose=verbose, min_value=0.0, max_value=1.0))
     if method == "missforest":
         from sklearn.ensemble import RandomForestRegressor
 
@@ -62,5 +63,5 @@ def make_imputer(method: str, seed: int = 0, progress: bool = False,
                                        random_state=seed, max_features="sqrt")
         return _Clipped(IterativeImputer(estimator=forest, max_iter=forest_iterations,
                                          random_state=seed, initial_strategy="mean",
-                                         min_value=0.0, max_value=1.0))
+                                         verbose=verbose, min_value=0.0, max_value=1.0))
     raise ConfigError(f"unknown imputation method {method!r}; choose one of {list(METHODS)}.")
