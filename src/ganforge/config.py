@@ -59,6 +59,12 @@ class RunConfig(StrictModel):
     split: Literal["all", "train", "test"] = "all"
     skip_bad: bool = False
     data_seed: int = Field(0, description="seed for generated sources (ring, grid)")
+    exclude_classes: list[int] = Field(
+        default_factory=list, description="drop the samples of these classes (labelled data "
+        "only), e.g. to train an anomaly detector on the normal classes alone")
+    standardize: bool = Field(False, description="points/rows only: shift and scale every "
+                              "column to mean 0, std 1 with the training rows' statistics "
+                              "(kept in run.json; the generator then works in those units)")
 
     # model: validated by the model's own typed config
     model_options: dict[str, Any] = Field(default_factory=dict)
@@ -75,6 +81,13 @@ class RunConfig(StrictModel):
     ema_kimg: float = Field(10.0, ge=0, description="EMA half-life in thousands of images "
                             "(as in StyleGAN); 0 disables the EMA generator")
     ema_start: int = Field(0, ge=0, description="step from which EMA averaging starts")
+
+    @field_validator("exclude_classes")
+    @classmethod
+    def _classes_valid(cls, v: list[int]) -> list[int]:
+        if any(k < 0 for k in v):
+            raise ValueError(f"class indices must be non-negative, got {v}")
+        return sorted(set(v))
 
     @property
     def ema_decay(self) -> float:

@@ -236,7 +236,7 @@ def models() -> None:
 
 def main() -> None:
     """Entry point of the ``ganforge`` script."""
-    from ganforge.cli import evaluation, impute  # noqa: F401  (register their commands)
+    from ganforge.cli import detect, evaluation, impute  # noqa: F401  (register commands)
 
     app(prog_name="ganforge")
 

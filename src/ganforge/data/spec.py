@@ -19,11 +19,11 @@ from ganforge.errors import DataError
 
 ACCEPTED = (
     "accepted data specs: 'digits' (scikit-learn 8x8 digits), 'mnist', 'mnist:DIR' "
-    "(IDX files), 'folder:PATH' (image files), 'npz:PATH' (arrays), 'ring', 'grid' "
-    "(2-D Gaussian mixtures)"
+    "(IDX files), 'folder:PATH' (image files), 'npz:PATH' (arrays), 'csv:PATH' (numeric "
+    "rows with a header), 'ring', 'grid' (2-D Gaussian mixtures)"
 )
 _PLAIN = ("digits", "mnist", "ring", "grid")
-_WITH_PATH = ("mnist", "folder", "npz")
+_WITH_PATH = ("mnist", "folder", "npz", "csv")
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -41,6 +41,8 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     hint = ""
     if text.endswith((".npz", ".npy")):
         hint = f" (did you mean 'npz:{text}'?)"
+    elif text.endswith(".csv"):
+        hint = f" (did you mean 'csv:{text}'?)"
     elif "/" in text or "\\" in text:
         hint = f" (did you mean 'folder:{text}'?)"
     raise DataError(f"unknown data spec {spec!r}{hint}; {ACCEPTED}")
@@ -48,11 +50,11 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 def source_short_name(spec: str) -> str:
     """Short, filesystem-safe name of a spec (no I/O): 'digits', 'mnist', 'ring', 'grid',
-    or the folder / npz basename without extension."""
+    or the folder / npz / csv basename without extension."""
     source, arg = parse_spec(spec)
-    if source in ("folder", "npz") and arg is not None:
+    if source in ("folder", "npz", "csv") and arg is not None:
         base = PurePath(arg.replace("\\", "/").rstrip("/"))
-        name = base.stem if source == "npz" else base.name
+        name = base.name if source == "folder" else base.stem
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")
         return name or source
     return source
@@ -72,6 +74,30 @@ def _image_bundle(
         x = convert_channels(x, channels)
     info = {**info, "kind": "image", "shape": [int(s) for s in x.shape]}
     return DataBundle(source_short_name(spec), spec, "image", x, labels, num_classes, info)
+
+
+def read_rows(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Numeric rows (float64) and column names of a CSV with a header; rows with missing
+    cells are refused."""
+    from ganforge.data.table import read_table
+
+    table = read_table(path)
+    rows = table.to_numeric()
+    bad = np.flatnonzero(np.isnan(rows).any(axis=1))
+    if len(bad):
+        raise DataError(f"{path}: {len(bad)} row(s) have missing cells (the first is data row "
+                        f"{bad[0] + 1}); rows used here must be complete. Drop those rows or "
+                        "fill them in first (e.g. by imputation).")
+    return rows, [c.strip() for c in table.columns]
+
+
+def _csv_bundle(spec: str, path: Path) -> DataBundle:
+    rows, columns = read_rows(path)
+    data = torch.from_numpy(rows.astype(np.float32))
+    if not bool(torch.isfinite(data).all()):
+        raise DataError(f"{path}: some values overflow float32; rescale those columns.")
+    info = {"source": str(path), "kind": "points", "n": len(rows), "columns": columns}
+    return DataBundle(source_short_name(spec), spec, "points", data, None, None, info)
 
 
 def _num_classes(labels: torch.Tensor | None) -> int | None:
@@ -113,6 +139,8 @@ def load_source(
         }
         return DataBundle(name, spec, "points", pts, labels, len(mixture_centers(source)), info)
     path = Path(arg).expanduser() if arg is not None else None
+    if source == "csv" and path is not None:
+        return _csv_bundle(spec, path)
     if source == "npz" and path is not None:
         from ganforge.data.npz import load_npz_arrays
 
@@ -144,3 +172,50 @@ def load_source(
     x, labels, class_names, info = load_folder(path, res, ch, skip_bad)
     n_cls = len(class_names) if class_names is not None else None
     return _image_bundle(spec, x, labels, n_cls, info, res, ch)
+
+
+def exclude_classes(bundle: DataBundle, classes: list[int]) -> DataBundle:
+    """The bundle without the samples of ``classes`` (checked against its labels).
+
+    ``num_classes`` is kept, so class indices keep their meaning; ``info`` records
+    what was removed.
+    """
+    if not classes:
+        return bundle
+    if bundle.labels is None:
+        raise DataError(f"exclude_classes={classes} needs labelled data, but '{bundle.spec}' "
+                        "has no labels; drop exclude_classes or use a labelled source "
+                        "(digits, mnist, a folder of class subfolders, npz with 'y').")
+    present = sorted(int(k) for k in torch.unique(bundle.labels))
+    missing = [k for k in classes if k not in present]
+    if missing:
+        raise DataError(f"exclude_classes names {missing}, which '{bundle.spec}' does not "
+                        f"contain (its classes: {present}); fix exclude_classes.")
+    if set(present) <= set(classes):
+        raise DataError(f"exclude_classes={classes} removes every class of '{bundle.spec}'; "
+                        "keep at least one class to train on.")
+    keep = ~torch.isin(bundle.labels, torch.tensor(classes, dtype=torch.int64))
+    info = {**bundle.info, "excluded_classes": list(classes),
+            "n_excluded": int((~keep).sum()), "n_kept": int(keep.sum())}
+    if "shape" in info:
+        info["shape"] = [int(keep.sum()), *info["shape"][1:]]
+    return DataBundle(bundle.name, bundle.spec, bundle.kind, bundle.data[keep].contiguous(),
+                      bundle.labels[keep], bundle.num_classes, info)
+
+
+def standardize_points(bundle: DataBundle) -> DataBundle:
+    """Points scaled to mean 0, std 1 per column; the statistics go into ``info``.
+
+    A constant column keeps scale 1 (it is only shifted). Images are refused: they are
+    already in [-1, 1].
+    """
+    if bundle.kind != "points":
+        raise DataError(f"standardize applies to points and rows, but '{bundle.spec}' holds "
+                        "images (already scaled to [-1, 1]); drop standardize.")
+    x = bundle.data.double()
+    mean, std = x.mean(0), x.std(0, correction=0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    data = ((x - mean) / std).float()
+    info = {**bundle.info, "standardize": {"mean": mean.tolist(), "std": std.tolist()}}
+    return DataBundle(bundle.name, bundle.spec, "points", data, bundle.labels,
+                      bundle.num_classes, info)

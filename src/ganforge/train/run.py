@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from ganforge.checkpoint import atomic_write_text
 from ganforge.config import RunConfig, dump_config, read_yaml, set_dotted, validate_config
 from ganforge.data import DataBundle, load_source, source_short_name
+from ganforge.data.spec import exclude_classes, standardize_points
 from ganforge.errors import ConfigError
 from ganforge.registry import ModelSpec, get_model
 from ganforge.train import distributed, rundir
@@ -114,8 +115,11 @@ def resolve(config: RunConfig, data: DataBundle) -> tuple[RunConfig, ModelSpec, 
 
 
 def load_data(config: RunConfig) -> DataBundle:
-    return load_source(config.data, resolution=config.resolution, channels=config.channels,
+    """The training data: the source, without ``exclude_classes``, standardized if asked."""
+    data = load_source(config.data, resolution=config.resolution, channels=config.channels,
                        skip_bad=config.skip_bad, split=config.split, seed=config.data_seed)
+    data = exclude_classes(data, config.exclude_classes)
+    return standardize_points(data) if config.standardize else data
 
 
 def _build(config: RunConfig, run_dir: Path, data: DataBundle,
