@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ganforge.threads import torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -18,6 +21,13 @@ TINY_DCGAN = {"g_width": 8, "d_width": 8, "z_dim": 16, "embed_dim": 8}
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
                     ) -> None:
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Small models run faster, and steadier on a busy 2-core machine, on one thread."""
+    with torch_threads(1):
+        yield
 
 
 def tiny_image_config(out: Path, **overrides: object) -> dict[str, object]:

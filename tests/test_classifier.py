@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,8 @@ from ganforge.metrics.classifier import (
 from ganforge.metrics.train_classifiers import digits_split
 from ganforge.metrics.train_classifiers import main as train_main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 WEIGHTS = Path(clf.__file__).resolve().parent / "weights"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Small batches run fastest (and steadiest on a busy 2-core machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,21 +21,13 @@ from ganforge.data import load_source
 from ganforge.errors import CheckpointError, ConfigError, DataError
 
 # Narrow networks for 8x8 inputs: a few seconds per fit on one core.
+pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = {"d_widths": [256, 128, 128], "g_widths": [128, 128], "z_dim": 32, "steps": 600,
          "batch_size": 100, "decay_from": 0.5}
 MARGIN = 0.02  # measured margins: see test_unlabeled_data_beats_supervised_only
 TINY = {"d_widths": [32], "g_widths": [32], "z_dim": 8, "steps": 5, "batch_size": 16,
         "init_batch": 50}
 Fits = Callable[[int], tuple[SemiSupervisedClassifier, SemiSupervisedClassifier]]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small MLPs run faster (and steadier on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -10,26 +10,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from ganforge.data import load_source
-from ganforge.data.spec import parse_spec, read_rows
+from ganforge.data.spec import parse_spec, read_rows, spec_for
 from ganforge.errors import DataError
 
 if TYPE_CHECKING:
     from ganforge.apps.anomaly import AnomalyDetector
-
-
-def _input_spec(arg: str) -> str:
-    """A data spec, or a bare folder / .npz / .csv path turned into one."""
-    path = Path(arg).expanduser()
-    if ":" in arg and not path.exists():
-        return arg
-    if path.is_dir():
-        return f"folder:{arg}"
-    if path.suffix in (".npz", ".npy", ".csv"):
-        return f"{'csv' if path.suffix == '.csv' else 'npz'}:{arg}"
-    if not path.exists() and ("/" in arg or "\\" in arg):
-        raise DataError(f"{arg} does not exist; give an image folder, an .npz or .csv file or "
-                        "a data source (digits, mnist, mnist:DIR, ...).")
-    return arg
 
 
 @dataclass
@@ -51,7 +36,7 @@ def load_inputs(detector: AnomalyDetector, source: str, split: str | None = None
     detector standardizes them). MNIST defaults to its test split; ``n`` takes a seeded
     random subset (kept in source order).
     """
-    spec = _input_spec(source)
+    spec = spec_for(source)
     kind, arg = parse_spec(spec)
     labels = None
     if kind == "csv" and arg is not None:

@@ -48,6 +48,21 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     raise DataError(f"unknown data spec {spec!r}{hint}; {ACCEPTED}")
 
 
+def spec_for(arg: str) -> str:
+    """A data spec as given, or a bare folder / .npz / .npy / .csv path turned into one."""
+    path = Path(arg).expanduser()
+    if ":" in arg and not path.exists():
+        return arg
+    if path.is_dir():
+        return f"folder:{arg}"
+    if path.suffix in (".npz", ".npy", ".csv"):
+        return f"{'csv' if path.suffix == '.csv' else 'npz'}:{arg}"
+    if not path.exists() and ("/" in arg or "\\" in arg):
+        raise DataError(f"{arg} does not exist; give an image folder, an .npz or .csv file or "
+                        "a data source (digits, mnist, mnist:DIR, ...).")
+    return arg
+
+
 def source_short_name(spec: str) -> str:
     """Short, filesystem-safe name of a spec (no I/O): 'digits', 'mnist', 'ring', 'grid',
     or the folder / npz / csv basename without extension."""

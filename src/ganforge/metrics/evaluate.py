@@ -20,7 +20,7 @@ import torch
 
 from ganforge.checkpoint import atomic_write_text
 from ganforge.data import DataBundle, load_source
-from ganforge.data.spec import parse_spec
+from ganforge.data.spec import parse_spec, spec_for
 from ganforge.errors import ConfigError
 from ganforge.metrics.cache import cached_features
 from ganforge.metrics.features import FeatureExtractor, Features, auto_features, get_extractor
@@ -387,20 +387,6 @@ def native_resolution(spec: str) -> int | None:
         return int(min(im.size))
 
 
-def as_spec(arg: str) -> str:
-    """A folder path, an .npz path or a data spec -> a data spec."""
-    p = Path(arg).expanduser()
-    if ":" not in arg or p.exists():
-        if p.is_dir():
-            return f"folder:{arg}"
-        if p.suffix == ".npz":
-            return f"npz:{arg}"
-        if not p.exists() and ("/" in arg or "\\" in arg):
-            raise ConfigError(f"{arg} does not exist; give an image folder, an .npz file or "
-                              "a data source (digits, mnist, mnist:DIR, ...).")
-    return arg
-
-
 def compare_sources(a: str, b: str, metrics: str | list[str] = "fid", features: str = "auto",
                     resolution: int | None = None, n: int | None = None, seed: int = 0,
                     split: str | None = None, device: str = "cpu", use_cache: bool = True,
@@ -411,7 +397,7 @@ def compare_sources(a: str, b: str, metrics: str | list[str] = "fid", features: 
     native side of the two, so ``fid mnist samples/`` brings MNIST to the samples' 32 px
     as ``ganforge eval`` does) with 3 channels when either side has colour, else gray."""
     names = parse_metrics(metrics)
-    specs = [as_spec(a), as_spec(b)]
+    specs = [spec_for(a), spec_for(b)]
     if resolution is not None and resolution < 1:
         raise ConfigError(f"--resolution must be a positive number of pixels, got {resolution}.")
     natives = [native_resolution(s) for s in specs]

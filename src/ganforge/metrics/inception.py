@@ -32,7 +32,6 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
+from ganforge.threads import torch_threads
 
 __all__ = [
     "FID_HELPER_INSTALL",
@@ -708,20 +708,6 @@ def _batches(images: torch.Tensor | np.ndarray | Iterable[torch.Tensor | np.ndar
 CPU_CHUNK = 4
 
 
-@contextmanager
-def _intra_op_threads(n: int) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (restored on exit)."""
-    before = torch.get_num_threads()
-    if n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def extract_inception(model: InceptionV3,
                       images: torch.Tensor | np.ndarray | Iterable[torch.Tensor | np.ndarray],
                       batch_size: int = 50, device: str | torch.device | None = None,
@@ -760,7 +746,7 @@ def extract_inception(model: InceptionV3,
     pool = ThreadPoolExecutor(n_streams, thread_name_prefix="inception") \
         if n_streams > 1 else None
     try:
-        with _intra_op_threads(1 if pool is not None else torch.get_num_threads()):
+        with torch_threads(1 if pool is not None else torch.get_num_threads()):
             for batch in _batches(images, batch_size):
                 if pool is not None and len(batch) > 1:
                     chunk = min(CPU_CHUNK, -(-len(batch) // n_streams))

@@ -9,8 +9,6 @@ scaled to [0, 1] by the caller (see ``scaling.py``); missing entries are NaN.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
@@ -21,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ganforge.config import StrictModel
 from ganforge.errors import DataError, NonFiniteError
+from ganforge.threads import torch_threads
 
 _EPS = 1e-8
 MIN_DEFAULT_HIDDEN = 16  # a 3-wide net cannot learn a 3-column table's structure
@@ -67,17 +66,6 @@ def _check(x: np.ndarray, width: int | None = None) -> tuple[torch.Tensor, torch
     return values, mask
 
 
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class GAIN:
     """Fit on data with missing entries, then impute (sklearn-style fit/transform)."""
 
@@ -108,7 +96,7 @@ class GAIN:
     def fit(self, x: np.ndarray) -> GAIN:
         """Train G and D on rows of ``x`` (NaN = missing, values scaled to [0, 1])."""
         values, mask = _check(x)
-        with _torch_threads(self.threads):
+        with torch_threads(self.threads):
             self._fit(values, mask)
         return self
 
