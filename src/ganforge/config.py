@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ganforge.errors import ConfigError
 
 LossName = Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"]
+MutationName = Literal["minimax", "nonsaturating", "lsgan"]
+RecipeName = Literal["gan", "egan", "infogan"]
 
 
 class StrictModel(BaseModel):
@@ -39,12 +41,42 @@ class OptimConfig(StrictModel):
         return v
 
 
+class EGANConfig(StrictModel):
+    """Evolutionary GAN (Wang et al., 2019): mutations, survivors, fitness weighting."""
+
+    mutations: list[MutationName] = Field(
+        default_factory=lambda: ["minimax", "nonsaturating", "lsgan"],
+        min_length=1, description="generator objectives each parent is mutated with")
+    parents: int = Field(1, ge=1, le=8, description="survivors kept every step (mu)")
+    gamma: float = Field(0.05, ge=0, description="weight of the diversity fitness "
+                         "-log||grad_D loss_D|| beside the quality fitness mean D(G(z))")
+    fitness_batch: int | None = Field(None, ge=2, description="samples that score a child "
+                                      "(default: the batch size)")
+
+    @field_validator("mutations")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each mutation may appear once, got {v}")
+        return v
+
+
+class InfoGANLossConfig(StrictModel):
+    """Weights of InfoGAN's mutual-information terms (Chen et al., 2016)."""
+
+    categorical_weight: float = Field(1.0, ge=0, description="lambda of the categorical "
+                                      "codes' cross-entropy")
+    continuous_weight: float = Field(0.1, ge=0, description="lambda of the continuous codes' "
+                                     "Gaussian negative log-likelihood")
+
+
 class RunConfig(StrictModel):
     """Everything that defines a training run."""
 
     data: str = "digits"
     model: str = "dcgan"
-    recipe: Literal["gan"] = "gan"
+    recipe: RecipeName = Field("gan", description="training method: gan (alternating "
+                               "updates), egan (evolutionary), infogan (latent codes)")
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(64, ge=1)
     seed: int = 0
@@ -74,6 +106,10 @@ class RunConfig(StrictModel):
     n_critic: int = Field(1, ge=1, description="D steps per G step")
     r1_gamma: float = Field(0.0, ge=0, description="R1 penalty weight (0 = off)")
     gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight for wgan-gp")
+    pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples "
+                      "jointly (1 = no packing); unconditional runs only")
+    egan: EGANConfig = Field(default_factory=EGANConfig)
+    infogan: InfoGANLossConfig = Field(default_factory=InfoGANLossConfig)
     g_optim: OptimConfig = Field(default_factory=OptimConfig)
     d_optim: OptimConfig = Field(default_factory=OptimConfig)
     lr_schedule: Literal["constant", "linear", "cosine"] = Field(

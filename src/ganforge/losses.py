@@ -40,6 +40,21 @@ def g_loss(kind: str, fake: Logits) -> torch.Tensor:
     raise ValueError(f"unknown objective '{kind}'")
 
 
+def mutation_loss(kind: str, fake: Logits) -> torch.Tensor:
+    """E-GAN's generator mutations (Wang et al., 2019) on D's probabilities sigma(logits).
+
+    minimax: 1/2 E log(1 - D(G(z))); nonsaturating (the paper's heuristic):
+    -1/2 E log D(G(z)); lsgan: E (D(G(z)) - 1)^2.
+    """
+    if kind == "minimax":
+        return -0.5 * F.softplus(fake).mean()
+    if kind == "nonsaturating":
+        return 0.5 * F.softplus(-fake).mean()
+    if kind == "lsgan":
+        return (torch.sigmoid(fake) - 1).square().mean()
+    raise ValueError(f"unknown mutation '{kind}'")
+
+
 def r1_penalty(real_logits: Logits, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al., 2018): E ||grad_x D(x)||^2 on real data (needs real.requires_grad).
 

@@ -26,6 +26,7 @@ class ModelSpec:
     build_generator: Callable[[Any], nn.Module]
     build_discriminator: Callable[[Any], nn.Module]
     description: str = ""
+    recipe: str | None = None  # the training recipe this family needs (None: any)
 
     def make_config(self, options: dict[str, Any]) -> BaseModel:
         """Validate model options into the family's typed config."""

@@ -100,6 +100,11 @@ class AnomalyDetector:
         """Build G (the export) and D (the matching training state) of a run."""
         run_dir = Path(run_dir)
         config = _read_config(run_dir)
+        if config.pack > 1:
+            raise ConfigError(f"Run {run_dir} was trained with pack={config.pack}: its "
+                              "discriminator judges packs of samples, not single ones, so it "
+                              "cannot score one input. Train the detector's run with pack: 1 "
+                              "(the default).")
         generator = load(run_dir, device=device)
         spec = get_model(config.model)
         D = spec.build_discriminator(spec.make_config(config.model_options))

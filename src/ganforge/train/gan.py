@@ -12,6 +12,7 @@ from torch import nn
 
 from ganforge.config import OptimConfig, RunConfig
 from ganforge.losses import d_loss, g_loss, interpolates, r1_penalty, unit_gradient_penalty
+from ganforge.models.packing import build_discriminator
 from ganforge.registry import ModelSpec
 from ganforge.train.acceleration import (
     MultiInput,
@@ -62,7 +63,8 @@ class GANRecipe:
                  device: torch.device, dist: Dist | None = None) -> None:
         self.cfg, self.device, self.dist = config, device, dist or Dist()
         self.G = prepare_module(spec.build_generator(model_cfg).to(device), config)
-        self.D = prepare_module(spec.build_discriminator(model_cfg).to(device), config)
+        self.D = prepare_module(build_discriminator(spec, model_cfg, config.pack).to(device),
+                                config)
         self.opt_g = make_adam(self.G, config.g_optim)
         self.opt_d = make_adam(self.D, config.d_optim)
         self.ema = EMA(self.G, config.ema_decay, config.ema_start)

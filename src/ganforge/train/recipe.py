@@ -30,6 +30,9 @@ class Recipe(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
+    # Optional: ``step_record() -> dict`` (plain JSON values) describing the step just
+    # run; the Trainer appends it to ``steps.jsonl`` after every step.
+
 
 def check_finite(what: str, step: int, dist: Dist | None = None,
                  **values: torch.Tensor) -> None:

@@ -15,11 +15,12 @@ from ganforge.config import RunConfig, dump_config, read_yaml, set_dotted, valid
 from ganforge.data import DataBundle, load_source, source_short_name
 from ganforge.data.spec import exclude_classes, standardize_points
 from ganforge.errors import ConfigError
+from ganforge.models.packing import check_packable
 from ganforge.registry import ModelSpec, get_model
 from ganforge.train import distributed, rundir
 from ganforge.train.acceleration import check_precision
 from ganforge.train.evaluation import PeriodicEval, check_eval_metric
-from ganforge.train.gan import GANRecipe
+from ganforge.train.recipes import build_recipe, check_recipe
 from ganforge.train.stream import check_batch_size
 from ganforge.train.trainer import Trainer
 
@@ -87,7 +88,14 @@ def check_model(config: RunConfig) -> ModelSpec:
     """Fail fast (before loading data) on unknown models or impossible sizes."""
     spec = get_model(config.model)
     early = {"resolution": config.resolution} if spec.kind == "image" else {}
-    spec.make_config(_model_options(config, spec, early))
+    model_cfg = spec.make_config(_model_options(config, spec, early))
+    check_recipe(config, spec)
+    if config.pack > 1:
+        if config.conditional:
+            raise ConfigError(f"pack={config.pack} packs samples of different classes into one "
+                              "judgement; packing is for unconditional runs. Drop "
+                              "--conditional or set pack: 1.")
+        check_packable(spec, model_cfg, config.pack)
     return spec
 
 
@@ -132,7 +140,7 @@ def _build(config: RunConfig, run_dir: Path, data: DataBundle,
     check_precision(resolved_cfg, device)
     torch.manual_seed(resolved_cfg.seed)  # the same initial weights on every rank
     torch.use_deterministic_algorithms(resolved_cfg.deterministic, warn_only=True)
-    recipe = GANRecipe(resolved_cfg, spec, model_cfg, device, dist)
+    recipe = build_recipe(resolved_cfg, spec, model_cfg, device, dist)
     if dist.rank > 0:  # per-rank global RNG; rank 0 continues as a single process would
         torch.manual_seed(distributed.rank_seed(resolved_cfg.seed, dist.rank))
     meta = {"data": {"spec": data.spec, "name": data.name, "kind": data.kind,
@@ -152,7 +160,13 @@ def prepare(config: RunConfig) -> tuple[DataBundle, tuple[RunConfig, ModelSpec, 
     data = load_data(config)
     resolved = resolve(config, data)
     check_batch_size(config.batch_size, data)
-    distributed.check_batch_divides(config.batch_size, distributed.current())
+    dist = distributed.current()
+    distributed.check_batch_divides(config.batch_size, dist)
+    if config.pack > 1 and (config.batch_size // dist.world) % config.pack:
+        raise ConfigError(f"pack={config.pack} needs a batch of whole packs on every process: "
+                          f"batch_size {config.batch_size} over {dist.world} process(es) "
+                          f"gives {config.batch_size // dist.world}; choose a batch_size that "
+                          f"is a multiple of {config.pack * dist.world}.")
     return data, resolved, device
 
 

@@ -11,6 +11,7 @@ from ganforge.checkpoint import atomic_write_text
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
+STEPS = "steps.jsonl"  # a recipe's per-step record (E-GAN: the surviving mutations)
 LOG = "log.txt"
 STATUS = "run.json"
 SAMPLES = "samples"

@@ -176,7 +176,7 @@ class Trainer:
         n, ncls = self.cfg.grid_size, self.data.num_classes if self.cfg.conditional else None
         if ncls:  # whole rows: one column per class
             n = max(1, n // ncls) * ncls
-        z = torch.randn(n, self.recipe.G.z_dim, generator=g)
+        z = self.recipe.G.sample_latents(n, generator=g)  # codes drawn as the model's prior
         y = torch.arange(n) % ncls if ncls else None
         return z, y
 
@@ -303,6 +303,9 @@ class Trainer:
                                     resume_step=self.step if resumed else None) \
             if self.main else None
         self._open_writer(resumed)
+        records = getattr(self.recipe, "step_record", None)
+        per_step = rundir.MetricsLog(self.run_dir / rundir.STEPS, resume_step=self.step
+                                     if resumed else None) if self.main and records else None
         start_step, started = self.step, time.perf_counter()
         d = self.data
         splits = f", splits: {'+'.join(d.info['splits'])}" if d.info.get("splits") else ""
@@ -320,6 +323,8 @@ class Trainer:
                 logs = self.recipe.train_step(self.step, self.stream)
                 self.step += 1
                 self._count += 1
+                if per_step is not None:
+                    per_step.write({"step": self.step, **records()})
                 for k, v in logs.items():
                     self._sums[k] = self._sums.get(k, 0) + v.float()
                 bar.update(1)

@@ -1,0 +1,187 @@
+"""Evolutionary GAN (Wang et al., 2019): a population of generators under mutation and
+selection against one discriminator.
+
+Every step: D is updated on samples of the surviving parents (``n_critic`` times);
+each parent then produces one child per mutation (a copy updated once with that
+generator objective, its Adam state included); each child is scored by
+
+    fitness = quality + gamma * diversity,
+    quality = E_z sigma(D(G(z))),  diversity = -log || grad_D loss_D(x, G(z)) ||,
+
+and the ``parents`` fittest children survive. The best survivor is ``G`` (sampled,
+averaged into the EMA, exported).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from ganforge.config import RunConfig
+from ganforge.errors import ConfigError
+from ganforge.losses import d_loss, mutation_loss
+from ganforge.registry import ModelSpec
+from ganforge.train.distributed import Dist
+from ganforge.train.gan import GANRecipe, lr_factor
+from ganforge.train.stream import DataStream
+
+_BCE_OBJECTIVES = ("minimax", "nonsaturating")  # the D loss the fitness is defined with
+
+
+def clone_tree(tree: Any) -> Any:
+    """A deep copy of a state dict whose tensors share no storage with the original."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: clone_tree(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(clone_tree(v) for v in tree)
+    return copy.copy(tree)
+
+
+class EGANRecipe(GANRecipe):
+    """E-GAN over any registered G/D pair (``--recipe egan``)."""
+
+    @staticmethod
+    def check_model(config: RunConfig, spec: ModelSpec) -> None:
+        if config.loss not in _BCE_OBJECTIVES:
+            raise ConfigError(f"The egan recipe trains D with the standard cross-entropy loss "
+                              f"that its fitness is defined with; loss '{config.loss}' does not "
+                              "apply. Use --set loss=nonsaturating and choose the generator "
+                              "objectives with egan.mutations.")
+        fit = config.egan.fitness_batch
+        if fit is not None and fit > config.batch_size:
+            raise ConfigError(f"egan.fitness_batch {fit} is larger than batch_size "
+                              f"{config.batch_size}; lower it or raise batch_size.")
+        if fit is not None and config.pack > 1 and fit % config.pack:
+            raise ConfigError(f"egan.fitness_batch {fit} must be a multiple of pack "
+                              f"{config.pack}.")
+
+    def __init__(self, config: RunConfig, spec: ModelSpec, model_cfg: BaseModel,
+                 device: torch.device, dist: Dist | None = None) -> None:
+        super().__init__(config, spec, model_cfg, device, dist)
+        self.evo = config.egan
+        # survivors other than the best (which lives in G / opt_g): (G state, Adam state)
+        self.others: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.survivors: list[str] = []
+        self.fitness: list[float] = []
+        self._step = 0
+
+    # ---------------------------------------------------------------- population
+    def _snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return clone_tree(self.G.state_dict()), clone_tree(self.opt_g.state_dict())
+
+    def _restore(self, snap: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        """Make G and its Adam state those of ``snap``, with this step's settings."""
+        self.G.load_state_dict(snap[0])
+        self.opt_g.load_state_dict(clone_tree(snap[1]))
+        g = self.cfg.g_optim
+        for group in self.opt_g.param_groups:
+            group.update(lr=g.lr * lr_factor(self.cfg.lr_schedule, self._step, self.cfg.steps),
+                         betas=g.betas, eps=g.eps, weight_decay=g.weight_decay)
+
+    def _parent_fakes(self, n: int, y: torch.Tensor | None,
+                      parents: list[tuple[dict[str, Any], dict[str, Any]]]) -> torch.Tensor:
+        """A batch of fakes with the parents' shares as equal as possible (no grad)."""
+        z = self._latents(n)
+        if not parents:
+            with torch.no_grad(), self.amp.autocast():
+                return self.g_run(z, y)
+        snap = clone_tree(self.G.state_dict())
+        chunks = torch.arange(n).tensor_split(len(parents) + 1)
+        out = []
+        with torch.no_grad(), self.amp.autocast():
+            for idx, state in zip(chunks, [None, *[p[0] for p in parents]], strict=True):
+                if state is not None:
+                    self.G.load_state_dict(state)
+                out.append(self.g_run(z[idx], None if y is None else y[idx]))
+        self.G.load_state_dict(snap)
+        return torch.cat(out)
+
+    # ---------------------------------------------------------------- fitness
+    def _fitness(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
+                 ) -> tuple[float, float, float]:
+        """(fitness, quality, diversity) of the child now held in G."""
+        buffers = {k: v.clone() for k, v in self.D.named_buffers()}  # BatchNorm statistics
+        with torch.no_grad(), self.amp.autocast():
+            fake = self.g_run(z, y)
+        with self.amp.autocast():
+            real_logits = self.D(x, y).float()
+            fake_logits = self.D(fake, y).float()
+        quality = torch.sigmoid(fake_logits.detach()).mean()
+        loss = d_loss("nonsaturating", real_logits, fake_logits)
+        params = [p for p in self.D.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params)
+        norm = torch.sqrt(sum(g.float().square().sum() for g in grads))
+        diversity = -torch.log(norm.clamp_min(1e-12))
+        for k, v in self.D.named_buffers():
+            v.copy_(buffers[k])
+        values = self.dist.mean(torch.stack([quality, diversity]).detach())
+        q, d = float(values[0]), float(values[1])
+        return q + self.evo.gamma * d, q, d
+
+    # ---------------------------------------------------------------- one step
+    def train_step(self, step: int, stream: DataStream) -> dict[str, torch.Tensor]:
+        self._step = step
+        self._set_lr(step)
+        self.G.train()
+        self.D.train()
+        for _ in range(self.cfg.n_critic):
+            x, y = stream.next()
+            fake = self._parent_fakes(x.shape[0], y, self.others)
+            logs = self._d_step(step, x, y, fake)
+        n_fit = min(self.evo.fitness_batch or x.shape[0], x.shape[0])
+        z_fit = self._latents(n_fit)
+        x_fit, y_fit = x[:n_fit], None if y is None else y[:n_fit]
+        z = self._latents(x.shape[0])
+        parents = [self._snapshot(), *self.others]
+        children: list[tuple[float, float, float, str, Any]] = []
+        self.D.requires_grad_(False)
+        try:
+            for parent in parents:
+                for mutation in self.evo.mutations:
+                    self._restore(parent)
+                    with self.amp.autocast():
+                        fake = self.g_run(z, y)
+                        loss = mutation_loss(mutation, self.d_judge(fake, y).float())
+                    self._update("G", self.opt_g, self.G, loss, step, logs)
+                    self.D.requires_grad_(True)
+                    fit = self._fitness(x_fit, y_fit, z_fit)
+                    self.D.requires_grad_(False)
+                    children.append((*fit, mutation, self._snapshot()))
+        finally:
+            self.D.requires_grad_(True)
+        children.sort(key=lambda c: c[0], reverse=True)
+        kept = children[: self.evo.parents]
+        self._restore(kept[0][4])
+        self.others = [c[4] for c in kept[1:]]
+        self.survivors = [c[3] for c in kept]
+        self.fitness = [c[0] for c in kept]
+        best = kept[0]
+        logs |= {"fitness": torch.tensor(best[0]), "fitness_quality": torch.tensor(best[1]),
+                 "fitness_diversity": torch.tensor(best[2])}
+        for mutation in self.evo.mutations:  # window means = how often each mutation won
+            logs[f"survivor_{mutation}"] = torch.tensor(float(best[3] == mutation))
+        self.dist.average_buffers(self.G, self.D)
+        self.ema.update(self.G, step)
+        return {k: v.detach() for k, v in logs.items()}
+
+    def step_record(self) -> dict[str, Any]:
+        """The surviving mutations (best first) and their fitness, for steps.jsonl."""
+        return {"survivors": list(self.survivors),
+                "fitness": [round(f, 6) for f in self.fitness]}
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(),
+                "egan_others": [{"G": g, "opt_g": o} for g, o in self.others],
+                "egan_survivors": list(self.survivors)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.others = [(clone_tree(p["G"]), clone_tree(p["opt_g"]))
+                       for p in state.get("egan_others", [])]
+        self.survivors = list(state.get("egan_survivors", []))
