@@ -48,7 +48,7 @@ class EGANConfig(StrictModel):
         default_factory=lambda: ["minimax", "nonsaturating", "lsgan"],
         min_length=1, description="generator objectives each parent is mutated with")
     parents: int = Field(1, ge=1, le=8, description="survivors kept every step (mu)")
-    gamma: float = Field(0.05, ge=0, description="weight of the diversity fitness "
+    gamma: float = Field(1.0, ge=0, description="weight of the diversity fitness "
                          "-log||grad_D loss_D|| beside the quality fitness mean D(G(z))")
     fitness_batch: int | None = Field(None, ge=2, description="samples that score a child "
                                       "(default: the batch size)")

@@ -15,6 +15,7 @@ averaged into the EMA, exported).
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -40,6 +41,11 @@ def clone_tree(tree: Any) -> Any:
     if isinstance(tree, (list, tuple)):
         return type(tree)(clone_tree(v) for v in tree)
     return copy.copy(tree)
+
+
+def _rounded(value: float) -> float | None:
+    """A fitness for JSON: None when it was not computed."""
+    return None if math.isnan(value) else round(value, 6)
 
 
 class EGANRecipe(GANRecipe):
@@ -68,6 +74,7 @@ class EGANRecipe(GANRecipe):
         self.others: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.survivors: list[str] = []
         self.fitness: list[float] = []
+        self.candidates: list[list[Any]] = []  # [mutation, fitness] of every child
         self._step = 0
 
     # ---------------------------------------------------------------- population
@@ -138,6 +145,8 @@ class EGANRecipe(GANRecipe):
         x_fit, y_fit = x[:n_fit], None if y is None else y[:n_fit]
         z = self._latents(x.shape[0])
         parents = [self._snapshot(), *self.others]
+        # one child and one survivor: nothing to select, so its fitness is not computed
+        select = len(parents) * len(self.evo.mutations) > self.evo.parents
         children: list[tuple[float, float, float, str, Any]] = []
         self.D.requires_grad_(False)
         try:
@@ -148,21 +157,24 @@ class EGANRecipe(GANRecipe):
                         fake = self.g_run(z, y)
                         loss = mutation_loss(mutation, self.d_judge(fake, y).float())
                     self._update("G", self.opt_g, self.G, loss, step, logs)
-                    self.D.requires_grad_(True)
-                    fit = self._fitness(x_fit, y_fit, z_fit)
-                    self.D.requires_grad_(False)
+                    fit = (float("nan"),) * 3
+                    if select:
+                        self.D.requires_grad_(True)
+                        fit = self._fitness(x_fit, y_fit, z_fit)
+                        self.D.requires_grad_(False)
                     children.append((*fit, mutation, self._snapshot()))
         finally:
             self.D.requires_grad_(True)
-        children.sort(key=lambda c: c[0], reverse=True)
-        kept = children[: self.evo.parents]
+        self.candidates = [[c[3], _rounded(c[0])] for c in children]  # in creation order
+        kept = sorted(children, key=lambda c: c[0], reverse=True)[: self.evo.parents]
         self._restore(kept[0][4])
         self.others = [c[4] for c in kept[1:]]
         self.survivors = [c[3] for c in kept]
         self.fitness = [c[0] for c in kept]
         best = kept[0]
-        logs |= {"fitness": torch.tensor(best[0]), "fitness_quality": torch.tensor(best[1]),
-                 "fitness_diversity": torch.tensor(best[2])}
+        if select:
+            logs |= {"fitness": torch.tensor(best[0]), "fitness_quality": torch.tensor(best[1]),
+                     "fitness_diversity": torch.tensor(best[2])}
         for mutation in self.evo.mutations:  # window means = how often each mutation won
             logs[f"survivor_{mutation}"] = torch.tensor(float(best[3] == mutation))
         self.dist.average_buffers(self.G, self.D)
@@ -170,9 +182,11 @@ class EGANRecipe(GANRecipe):
         return {k: v.detach() for k, v in logs.items()}
 
     def step_record(self) -> dict[str, Any]:
-        """The surviving mutations (best first) and their fitness, for steps.jsonl."""
+        """The surviving mutations (best first), their fitness and every child's, for
+        steps.jsonl."""
         return {"survivors": list(self.survivors),
-                "fitness": [round(f, 6) for f in self.fitness]}
+                "fitness": [_rounded(f) for f in self.fitness],
+                "children": self.candidates}
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,152 @@
+"""Mode collapse on the 2-D mixtures, by the protocol of the PacGAN paper's Table 1.
+
+Ring of 8 and grid of 25 Gaussians with the settings of ../shared/DATA.md (100k
+training points; 2,500 generated samples; high quality = within 3 std of the nearest
+mode; a mode is captured when it has one high-quality sample). Every configuration is
+trained ``--trials`` times (trial t: seed t, data_seed t) and reported as mean +-
+standard error, beside the published numbers. Rows are appended to the JSON as they
+finish; ``--resume`` skips the (data, config, trial) rows already there.
+
+    .venv/bin/python benchmarks/modes.py                      # everything, 10 trials
+    .venv/bin/python benchmarks/modes.py --data grid --configs gan egan --trials 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# One setting for every row, the ring setting that CI trains (tests/test_learning.py):
+# ReLU MLP G and LeakyReLU MLP D (3 x 256 each, z 16), non-saturating loss, 2 D steps per
+# G step, R1 0.001, Adam 1e-3, batch 256, EMA generator (10 kimg), 2,000 steps.
+STEPS = {"ring": 2000, "grid": 2000}
+BASE: dict[str, Any] = {
+    "model": "mlp", "batch_size": 256, "loss": "nonsaturating", "n_critic": 2,
+    "r1_gamma": 0.001, "g_optim": {"lr": 1e-3}, "d_optim": {"lr": 1e-3},
+    "progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 500,
+}
+CONFIGS: dict[str, dict[str, Any]] = {
+    "gan": {},
+    "egan": {"recipe": "egan"},
+    "pacgan2": {"pack": 2},
+    "pacgan4": {"pack": 4},
+    # E-GAN's single-mutation baselines: the same recipe with one mutation (no selection)
+    "egan-minimax": {"recipe": "egan", "egan": {"mutations": ["minimax"]}},
+    "egan-nonsaturating": {"recipe": "egan", "egan": {"mutations": ["nonsaturating"]}},
+    "egan-lsgan": {"recipe": "egan", "egan": {"mutations": ["lsgan"]}},
+}
+DEFAULT_CONFIGS = {"ring": ["gan", "egan", "pacgan2", "pacgan4"],
+                   "grid": ["gan", "egan", "pacgan2", "pacgan4"]}
+# PacGAN paper (Lin et al., 2018), Table 1: (modes, se, high quality %, se, reverse KL, se)
+PUBLISHED: dict[tuple[str, str], tuple[float, ...]] = {
+    ("grid", "gan"): (17.3, 0.8, 94.8, 0.7, 0.70, 0.07),
+    ("grid", "pacgan4"): (24.8, 0.2, 93.6, 0.6, 0.04, 0.01),
+    ("ring", "pacgan2"): (7.9, 0.1, 95.6, 2.0, 0.07, 0.03),
+}
+
+
+def run_trial(job: tuple[str, str, int, int | None]) -> dict[str, Any]:
+    """Train one configuration once and score 2,500 samples (runs in a worker)."""
+    import torch
+
+    import ganforge as gf
+    from ganforge.data import MIXTURE_STD, mixture_centers
+    from ganforge.metrics import mode_stats
+
+    data, name, trial, steps = job
+    torch.set_num_threads(1)
+    cfg = {**BASE, **CONFIGS[name], "data": data, "seed": trial, "data_seed": trial,
+           "steps": steps or STEPS[data]}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        run = gf.train(cfg, out=out)
+        samples = run.load_generator().sample(2500, seed=10_000 + trial)
+        survivors = {k.removeprefix("survivor_"): v for k, v in run.metrics[-1].items()
+                     if k.startswith("survivor_")}
+    stats = mode_stats(samples, mixture_centers(data), MIXTURE_STD[data])
+    return {"data": data, "config": name, "trial": trial, "steps": cfg["steps"],
+            **stats.as_dict(), "train_s": round(time.perf_counter() - started, 1),
+            **({"last_survivors": survivors} if survivors else {})}
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.inf, 0.0
+    se = statistics.stdev(finite) / math.sqrt(len(finite)) if len(finite) > 1 else 0.0
+    return statistics.mean(finite), se
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard error per (data, config), in CONFIGS order."""
+    out = []
+    for data in ("ring", "grid"):
+        for name in CONFIGS:
+            sel = [r for r in rows if r["data"] == data and r["config"] == name]
+            if not sel:
+                continue
+            modes = _mean_se([r["modes_captured"] for r in sel])
+            hq = _mean_se([100 * r["high_quality"] for r in sel])
+            rkl = _mean_se([r["reverse_kl"] for r in sel])
+            out.append({"data": data, "config": name, "trials": len(sel),
+                        "modes": modes, "high_quality_pct": hq, "reverse_kl": rkl,
+                        "infinite_kl": sum(not math.isfinite(r["reverse_kl"]) for r in sel),
+                        "train_s": statistics.mean(r["train_s"] for r in sel),
+                        "published": PUBLISHED.get((data, name))})
+    return out
+
+
+def print_table(summary: list[dict[str, Any]]) -> None:
+    print(f"\n{'data':<5} {'config':<19} {'n':>3} {'modes':>12} {'high quality %':>15} "
+          f"{'reverse KL':>13} {'s/trial':>8}   published (PacGAN Table 1)")
+    for s in summary:
+        pub = s["published"]
+        ref = (f"{pub[0]} ± {pub[1]}, {pub[2]} ± {pub[3]}%, {pub[4]} ± {pub[5]}"
+               if pub else "")
+        print(f"{s['data']:<5} {s['config']:<19} {s['trials']:>3} "
+              f"{s['modes'][0]:>6.1f} ± {s['modes'][1]:<3.1f} "
+              f"{s['high_quality_pct'][0]:>8.1f} ± {s['high_quality_pct'][1]:<4.1f} "
+              f"{s['reverse_kl'][0]:>6.3f} ± {s['reverse_kl'][1]:<4.3f} "
+              f"{s['train_s']:>8.1f}   {ref}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=None,
+                    help="default: all grid configs; ring without the E-GAN baselines")
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=None, help="override the steps per run")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
+    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/modes.json"))
+    ap.add_argument("--resume", action="store_true", help="keep the rows already in --json")
+    args = ap.parse_args()
+    rows: list[dict[str, Any]] = []
+    if args.resume and args.json.exists():
+        rows = json.loads(args.json.read_text())["rows"]
+    done = {(r["data"], r["config"], r["trial"]) for r in rows}
+    jobs = [(data, name, t, args.steps) for data in args.data
+            for name in (args.configs or DEFAULT_CONFIGS[data]) for t in range(args.trials)
+            if (data, name, t) not in done]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        for row in pool.imap_unordered(run_trial, jobs):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            args.json.write_text(json.dumps({"base": BASE, "steps": STEPS, "configs": CONFIGS,
+                                             "rows": rows}, indent=1) + "\n")
+    summary = summarize(rows)
+    print_table(summary)
+    args.json.write_text(json.dumps({"base": BASE, "steps": STEPS, "configs": CONFIGS,
+                                     "rows": rows, "summary": summary}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
