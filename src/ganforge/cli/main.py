@@ -78,6 +78,8 @@ def train(
                                              "folder:PATH, npz:PATH, ring, grid.")] = None,
     model: Annotated[str | None, typer.Option(
         help="Model name (default dcgan); `ganforge models` lists them.")] = None,
+    recipe: Annotated[str | None, typer.Option(
+        help="Training method: gan (default), egan or infogan.")] = None,
     steps: Annotated[int | None, typer.Option(help="Total training steps (default 2000).")] = None,
     out: Annotated[str | None, typer.Option(
         help="Folder that receives the run dir (default runs).")] = None,
@@ -115,8 +117,8 @@ def train(
     from ganforge.train import launch
     from ganforge.train.distributed import launched_by_torchrun
 
-    flags = {"data": data, "model": model, "steps": steps, "out": out, "seed": seed,
-             "batch_size": batch_size, "resolution": resolution, "loss": loss,
+    flags = {"data": data, "model": model, "recipe": recipe, "steps": steps, "out": out,
+             "seed": seed, "batch_size": batch_size, "resolution": resolution, "loss": loss,
              "device": device, "conditional": conditional, "skip_bad": skip_bad,
              "progress": progress}
     given = {k: v for k, v in flags.items() if v is not None}
@@ -236,7 +238,7 @@ def models() -> None:
 
 def main() -> None:
     """Entry point of the ``ganforge`` script."""
-    from ganforge.cli import detect, evaluation, impute  # noqa: F401  (register commands)
+    from ganforge.cli import detect, evaluation, impute, traverse  # noqa: F401  (register)
 
     app(prog_name="ganforge")
 

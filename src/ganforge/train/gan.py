@@ -70,13 +70,34 @@ class GANRecipe:
         self.ema = EMA(self.G, config.ema_decay, config.ema_start)
         self.amp = Precision(config, device)
         self.g_run = wrap_for_training(self.G, config, self.dist, device)
-        self.d_run = wrap_for_training(MultiInput(self.D), config, self.dist, device)
+        self.d_run = wrap_for_training(self._d_inputs_module(), config, self.dist, device)
         # the G step's pass through D updates no D weights, so it needs no DDP wrapper
         self.d_judge = torch.compile(self.D) if config.compile else self.D
         # draws happen on the CPU and move to the device, so the RNG state (and a resumed
         # run) does not depend on the device; each draw covers the global batch and every
         # rank keeps its slice, so ranks differ and the run does not depend on their number
         self.rng = torch.Generator().manual_seed(config.seed + 1)
+
+    # ---------------------------------------------------------------- hooks
+    def _d_inputs_module(self) -> nn.Module:
+        """The module the D step calls once on all its input batches (DDP-wrapped)."""
+        return MultiInput(self.D)
+
+    def _d_forward(self, inputs: list[torch.Tensor], y: torch.Tensor | None
+                   ) -> list[torch.Tensor]:
+        """D's float32 logits of each input batch, from one call (DDP expects one forward
+        per backward)."""
+        with self.amp.autocast():
+            return [out.float() for out in self.d_run(inputs, y)]
+
+    def _d_extra_loss(self, logs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """A recipe's additional D-step loss (none for the plain GAN)."""
+        return None
+
+    def _g_loss(self, fake: torch.Tensor, y: torch.Tensor | None,
+                logs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The G step's loss on ``fake`` (run under autocast, with D frozen)."""
+        return g_loss(self.cfg.loss, self.d_judge(fake, y).float())
 
     # ---------------------------------------------------------------- one step
     def _latents(self, n: int) -> torch.Tensor:
@@ -115,8 +136,7 @@ class GANRecipe:
                                generator=self.rng)
             inputs.append(interpolates(x, fake, self.dist.shard(alpha).to(self.device,
                                                                           x.dtype)))
-        with self.amp.autocast():  # one call: DDP expects one forward per backward
-            logits = [out.float() for out in self.d_run(inputs, y)]
+        logits = self._d_forward(inputs, y)
         real_logits, fake_logits = logits[0], logits[1]
         loss = d_loss(cfg.loss, real_logits, fake_logits)
         logs["loss_d"] = loss.detach()
@@ -126,6 +146,9 @@ class GANRecipe:
         if penalised:
             logs["gp"] = unit_gradient_penalty(logits[2], inputs[2])
             loss = loss + cfg.gp_weight * logs["gp"]
+        extra = self._d_extra_loss(logs)
+        if extra is not None:
+            loss = loss + extra
         self._update("D", self.opt_d, self.D, loss, step, logs)
         logs["d_real"], logs["d_fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
         return {k: v.detach() for k, v in logs.items()}
@@ -151,7 +174,7 @@ class GANRecipe:
         self.D.requires_grad_(False)
         try:
             with self.amp.autocast():
-                loss_g = g_loss(self.cfg.loss, self.d_judge(fake, y).float())
+                loss_g = self._g_loss(fake, y, logs)
             self._update("G", self.opt_g, self.G, loss_g, step, logs)
         finally:
             self.D.requires_grad_(True)
