@@ -19,11 +19,12 @@ from ganforge.errors import DataError
 
 ACCEPTED = (
     "accepted data specs: 'digits' (scikit-learn 8x8 digits), 'mnist', 'mnist:DIR' "
-    "(IDX files), 'folder:PATH' (image files), 'npz:PATH' (arrays), 'csv:PATH' (numeric "
+    "(IDX files), 'stacked-mnist', 'stacked-mnist:DIR' (three MNIST digits as RGB, 1,000 "
+    "modes), 'folder:PATH' (image files), 'npz:PATH' (arrays), 'csv:PATH' (numeric "
     "rows with a header), 'ring', 'grid' (2-D Gaussian mixtures)"
 )
-_PLAIN = ("digits", "mnist", "ring", "grid")
-_WITH_PATH = ("mnist", "folder", "npz", "csv")
+_PLAIN = ("digits", "mnist", "stacked-mnist", "ring", "grid")
+_WITH_PATH = ("mnist", "stacked-mnist", "folder", "npz", "csv")
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -64,8 +65,8 @@ def spec_for(arg: str) -> str:
 
 
 def source_short_name(spec: str) -> str:
-    """Short, filesystem-safe name of a spec (no I/O): 'digits', 'mnist', 'ring', 'grid',
-    or the folder / npz / csv basename without extension."""
+    """Short, filesystem-safe name of a spec (no I/O): 'digits', 'mnist', 'stacked-mnist',
+    'ring', 'grid', or the folder / npz / csv basename without extension."""
     source, arg = parse_spec(spec)
     if source in ("folder", "npz", "csv") and arg is not None:
         base = PurePath(arg.replace("\\", "/").rstrip("/"))
@@ -131,8 +132,9 @@ def load_source(
     """Load the data set named by ``spec`` (see ``ACCEPTED``) fully into memory.
 
     ``resolution`` (square side) and ``channels`` (1, 3, 4 or None = natural) apply to
-    image sources and are ignored for points. ``split`` applies to MNIST only,
-    ``skip_bad`` to folders only, ``seed`` to the 2-D mixtures only.
+    image sources and are ignored for points. ``split`` applies to MNIST only (stacked
+    MNIST reads "all" as the training digits), ``skip_bad`` to folders only, ``seed`` to
+    the generated sources (2-D mixtures, stacked MNIST) only.
     """
     source, arg = parse_spec(spec)
     name = source_short_name(spec)
@@ -180,6 +182,11 @@ def load_source(
         x = torch.from_numpy(xs).unsqueeze(1)
         labels = torch.from_numpy(ys)
         return _image_bundle(spec, x, labels, max(10, _num_classes(labels) or 0), info, res, ch)
+    if source == "stacked-mnist":
+        from ganforge.data.stacked import NUM_MODES, load_stacked_mnist
+
+        x, labels, info = load_stacked_mnist(path, split, res, seed)
+        return _image_bundle(spec, x, labels, NUM_MODES, info, res, ch)
     if source != "folder" or path is None:  # pragma: no cover - parse_spec guarantees it
         raise DataError(f"unknown data spec {spec!r}; {ACCEPTED}")
     from ganforge.data.folder import load_folder

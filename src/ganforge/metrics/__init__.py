@@ -8,10 +8,12 @@ from ganforge.metrics.inception_score import inception_score
 from ganforge.metrics.kid import kid
 from ganforge.metrics.mixtures import ModeStats, mode_stats
 from ganforge.metrics.prdc import manifold_metrics
+from ganforge.metrics.stacked import StackedModeStats, stacked_mode_stats
 
 __all__ = [
     "Features",
     "ModeStats",
+    "StackedModeStats",
     "compare_sources",
     "evaluate",
     "feature_stats",
@@ -24,4 +26,5 @@ __all__ = [
     "manifold_metrics",
     "mode_stats",
     "parse_metrics",
+    "stacked_mode_stats",
 ]

@@ -368,7 +368,7 @@ def native_resolution(spec: str) -> int | None:
         return None
     if source == "digits":
         return 8
-    if source == "mnist":
+    if source in ("mnist", "stacked-mnist"):
         return 28
     path = Path(arg or "").expanduser()
     if source == "npz":
