@@ -90,7 +90,8 @@ class RunConfig(StrictModel):
     conditional: bool = Field(False, description="condition G and D on the source's labels")
     split: Literal["all", "train", "test"] = "all"
     skip_bad: bool = False
-    data_seed: int = Field(0, description="seed for generated sources (ring, grid)")
+    data_seed: int = Field(0, description="seed for generated sources (ring, grid, "
+                           "stacked-mnist)")
     exclude_classes: list[int] = Field(
         default_factory=list, description="drop the samples of these classes (labelled data "
         "only), e.g. to train an anomaly detector on the normal classes alone")
