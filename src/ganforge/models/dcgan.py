@@ -7,7 +7,7 @@ projection head on its flattened features.
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -21,14 +21,13 @@ from ganforge.registry import ModelSpec, register_model
 RESOLUTIONS = (16, 32, 64, 128)
 
 
-class DCGANConfig(StrictModel):
-    """Typed options of the DCGAN pair."""
+class DCGANArchitecture(StrictModel):
+    """The shape of the convolutional pair, shared by the DCGAN-based families."""
+
+    family: ClassVar[str] = "dcgan"  # named in errors
 
     resolution: int = 32
     channels: int = Field(1, ge=1)
-    num_classes: int | None = Field(None, ge=2)
-    z_dim: int = Field(100, ge=1)
-    embed_dim: int = Field(32, ge=1, description="label embedding size in G")
     g_width: int = Field(64, ge=1, description="G channels at the last hidden layer")
     d_width: int = Field(64, ge=1, description="D channels at the first layer")
     max_width: int = Field(512, ge=1)
@@ -39,9 +38,18 @@ class DCGANConfig(StrictModel):
     @classmethod
     def _power_of_two(cls, v: int) -> int:
         if v not in RESOLUTIONS:
-            raise ValueError(f"dcgan supports square images of {', '.join(map(str, RESOLUTIONS))}"
-                             f" px; got {v}. Use --resolution 32 (or 16, 64, 128)")
+            raise ValueError(f"{cls.family} supports square images of "
+                             f"{', '.join(map(str, RESOLUTIONS))} px; got {v}. Use "
+                             "--resolution 32 (or 16, 64, 128)")
         return v
+
+
+class DCGANConfig(DCGANArchitecture):
+    """Typed options of the DCGAN pair."""
+
+    num_classes: int | None = Field(None, ge=2)
+    z_dim: int = Field(100, ge=1)
+    embed_dim: int = Field(32, ge=1, description="label embedding size in G")
 
 
 def _levels(resolution: int) -> int:

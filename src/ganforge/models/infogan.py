@@ -10,18 +10,17 @@ variational lower bound of the mutual information ``I(c; G(z, c))``), trained by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from ganforge.config import StrictModel
 from ganforge.errors import ConfigError
 from ganforge.models.base import init_dcgan_weights
 from ganforge.models.dcgan import (
-    RESOLUTIONS,
+    DCGANArchitecture,
     DCGANConfig,
     DCGANDiscriminator,
     DCGANGenerator,
@@ -31,35 +30,21 @@ from ganforge.registry import ModelSpec, register_model
 LOG_STD_RANGE = (-4.0, 2.0)  # the Q head's continuous log-std is clamped to this range
 
 
-class InfoGANConfig(StrictModel):
-    """Typed options of the InfoGAN pair: the DCGAN options plus the latent codes."""
+class InfoGANConfig(DCGANArchitecture):
+    """Typed options of the InfoGAN pair: the DCGAN architecture plus the latent codes."""
 
-    resolution: int = 32
-    channels: int = Field(1, ge=1)
+    family: ClassVar[str] = "infogan"
+
     num_classes: int | None = Field(None, description="must stay None: InfoGAN is "
                                     "unconditional (its categorical codes replace labels)")
     noise_dim: int = Field(62, ge=1, description="incompressible N(0, 1) noise")
     categorical: list[int] = Field(default_factory=lambda: [10], description="values of "
                                    "each categorical code (one uniform one-hot per entry)")
     continuous: int = Field(2, ge=0, description="number of U(-1, 1) continuous codes")
-    g_width: int = Field(64, ge=1, description="G channels at the last hidden layer")
-    d_width: int = Field(64, ge=1, description="D channels at the first layer")
-    max_width: int = Field(512, ge=1)
-    g_norm: Literal["batch", "none"] = "batch"
-    d_norm: Literal["batch", "none"] = "batch"
     q_width: int = Field(128, ge=1, description="hidden units of the Q head")
     q_std: Literal["learned", "fixed"] = Field(
         "learned", description="continuous codes: Gaussian with a learned std, or std 1 "
         "(the NLL is then half the squared error)")
-
-    @field_validator("resolution")
-    @classmethod
-    def _power_of_two(cls, v: int) -> int:
-        if v not in RESOLUTIONS:
-            raise ValueError(f"infogan supports square images of "
-                             f"{', '.join(map(str, RESOLUTIONS))} px; got {v}. Use "
-                             "--resolution 32 (or 16, 64, 128)")
-        return v
 
     @field_validator("num_classes")
     @classmethod
@@ -90,9 +75,8 @@ class InfoGANConfig(StrictModel):
 
     def dcgan(self) -> DCGANConfig:
         """The DCGAN config of the shared architecture (z_dim = noise + codes)."""
-        return DCGANConfig(resolution=self.resolution, channels=self.channels, z_dim=self.z_dim,
-                           g_width=self.g_width, d_width=self.d_width,
-                           max_width=self.max_width, g_norm=self.g_norm, d_norm=self.d_norm)
+        shared = self.model_dump(include=set(DCGANArchitecture.model_fields))
+        return DCGANConfig(**shared, z_dim=self.z_dim)
 
 
 @dataclass(frozen=True)
