@@ -232,7 +232,7 @@ def models() -> None:
         spec = get_model(name)
         typer.echo(f"{name} ({spec.kind}): {spec.description}")
         for field, info in spec.config_cls.model_fields.items():
-            typer.echo(f"    {field} = {info.default!r}"
+            typer.echo(f"    {field} = {info.get_default(call_default_factory=True)!r}"
                        + (f"  # {info.description}" if info.description else ""))
 
 
