@@ -17,6 +17,9 @@ from ganforge.errors import ConfigError
 LossName = Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"]
 MutationName = Literal["minimax", "nonsaturating", "lsgan"]
 RecipeName = Literal["gan", "egan", "infogan"]
+DiffAugmentOp = Literal["color", "translation", "cutout"]
+ADAOp = Literal["xflip", "rotate90", "translate", "scale", "rotate", "aniso", "fraction",
+                "brightness", "contrast", "saturation", "cutout"]
 
 
 class StrictModel(BaseModel):
@@ -70,6 +73,39 @@ class InfoGANLossConfig(StrictModel):
                                      "Gaussian negative log-likelihood")
 
 
+class AugmentConfig(StrictModel):
+    """Differentiable augmentation of everything D sees (real and fake, in D and G steps).
+
+    diffaugment: Zhao et al., 2020, every op on every image. ada: Karras et al., 2020,
+    each op applied with probability p, which is raised or lowered every ``ada_interval``
+    steps so that r_t = E[sign(D(real))] stays near ``ada_target``.
+    """
+
+    kind: Literal["none", "diffaugment", "ada"] = "none"
+    policy: list[DiffAugmentOp] = Field(
+        default_factory=lambda: ["color", "translation", "cutout"],
+        min_length=1, description="DiffAugment ops, applied in this order")
+    ada_ops: list[ADAOp] = Field(
+        default_factory=lambda: ["xflip", "rotate90", "translate", "scale", "rotate",
+                                 "aniso", "fraction", "brightness", "contrast",
+                                 "saturation"],
+        min_length=1, description="ADA ops, each applied with probability p")
+    ada_target: float = Field(0.6, gt=0, lt=1, description="target of the overfitting "
+                              "heuristic r_t = E[sign(D(real))]")
+    ada_interval: int = Field(4, ge=1, description="steps between adjustments of p")
+    ada_kimg: float = Field(100.0, gt=0, description="thousands of real images over which "
+                            "p can move from 0 to 1")
+    ada_p: float = Field(0.0, ge=0, le=1, description="initial augmentation probability")
+    ada_max_p: float = Field(1.0, gt=0, le=1, description="ceiling of p")
+
+    @field_validator("policy", "ada_ops")
+    @classmethod
+    def _distinct_ops(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each op may appear once, got {v}")
+        return v
+
+
 class RunConfig(StrictModel):
     """Everything that defines a training run."""
 
@@ -90,6 +126,9 @@ class RunConfig(StrictModel):
     conditional: bool = Field(False, description="condition G and D on the source's labels")
     split: Literal["all", "train", "test"] = "all"
     skip_bad: bool = False
+    data_limit: int | None = Field(None, ge=1, description="train on a random subset of "
+                                   "this many samples (drawn with data_seed), e.g. to "
+                                   "study the low-data regime")
     data_seed: int = Field(0, description="seed for generated sources (ring, grid, "
                            "stacked-mnist)")
     exclude_classes: list[int] = Field(
@@ -111,6 +150,10 @@ class RunConfig(StrictModel):
                       "jointly (1 = no packing); unconditional runs only")
     egan: EGANConfig = Field(default_factory=EGANConfig)
     infogan: InfoGANLossConfig = Field(default_factory=InfoGANLossConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    ortho_reg: float = Field(0.0, ge=0, description="BigGAN's orthogonal regularization "
+                             "of G's weights, beta * ||W W^T * (1 - I)||_F^2 (1e-4 in "
+                             "the paper; 0 = off)")
     g_optim: OptimConfig = Field(default_factory=OptimConfig)
     d_optim: OptimConfig = Field(default_factory=OptimConfig)
     lr_schedule: Literal["constant", "linear", "cosine"] = Field(

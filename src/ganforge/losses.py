@@ -86,3 +86,17 @@ def gradient_penalty(critic: Callable[[torch.Tensor], Logits], real: torch.Tenso
         alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
     x_hat = interpolates(real, fake, alpha)
     return unit_gradient_penalty(critic(x_hat), x_hat)
+
+
+def orthogonal_penalty(weights: list[torch.Tensor]) -> torch.Tensor:
+    """BigGAN's orthogonal regularization (Brock et al., 2019):
+    sum over weights of ||W W^T * (1 - I)||_F^2, W flattened to (out, -1).
+
+    Only the filters' cosine similarities are pushed to 0; their norms stay free.
+    """
+    total = torch.zeros((), device=weights[0].device if weights else None)
+    for w in weights:
+        m = w.flatten(1)
+        gram = m @ m.T
+        total = total + (gram * (1 - torch.eye(gram.shape[0], device=m.device))).square().sum()
+    return total

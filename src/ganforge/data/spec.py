@@ -225,6 +225,23 @@ def exclude_classes(bundle: DataBundle, classes: list[int]) -> DataBundle:
                       bundle.labels[keep], bundle.num_classes, info)
 
 
+def limit_samples(bundle: DataBundle, limit: int | None, seed: int) -> DataBundle:
+    """A seeded random subset of ``limit`` samples (kept in their original order)."""
+    if limit is None or limit == len(bundle):
+        return bundle
+    if limit > len(bundle):
+        raise DataError(f"data_limit={limit} exceeds the {len(bundle)} samples of "
+                        f"'{bundle.spec}'; lower data_limit or drop it.")
+    idx = torch.randperm(len(bundle), generator=torch.Generator().manual_seed(seed))[:limit]
+    idx = idx.sort().values
+    labels = None if bundle.labels is None else bundle.labels[idx]
+    info = {**bundle.info, "data_limit": limit, "n_before_limit": len(bundle)}
+    if "shape" in info:
+        info["shape"] = [limit, *info["shape"][1:]]
+    return DataBundle(bundle.name, bundle.spec, bundle.kind, bundle.data[idx].contiguous(),
+                      labels, bundle.num_classes, info)
+
+
 def standardize_points(bundle: DataBundle) -> DataBundle:
     """Points scaled to mean 0, std 1 per column; the statistics go into ``info``.
 

@@ -11,7 +11,14 @@ from pydantic import BaseModel
 from torch import nn
 
 from ganforge.config import OptimConfig, RunConfig
-from ganforge.losses import d_loss, g_loss, interpolates, r1_penalty, unit_gradient_penalty
+from ganforge.losses import (
+    d_loss,
+    g_loss,
+    interpolates,
+    orthogonal_penalty,
+    r1_penalty,
+    unit_gradient_penalty,
+)
 from ganforge.models.packing import build_discriminator
 from ganforge.registry import ModelSpec
 from ganforge.train.acceleration import (
@@ -43,6 +50,14 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     return 1.0
+
+
+def ortho_weights(module: nn.Module) -> list[torch.Tensor]:
+    """The weight matrices BigGAN's orthogonal regularization applies to: every parameter
+    of two or more dimensions outside embeddings (the class embedding is left free)."""
+    skip = {id(p) for m in module.modules() if isinstance(m, nn.Embedding)
+            for p in m.parameters(recurse=False)}
+    return [p for p in module.parameters() if p.ndim >= 2 and id(p) not in skip]
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -175,6 +190,10 @@ class GANRecipe:
         try:
             with self.amp.autocast():
                 loss_g = self._g_loss(fake, y, logs)
+            if self.cfg.ortho_reg > 0:
+                ortho = orthogonal_penalty(ortho_weights(self.G))
+                logs["ortho"] = ortho.detach()
+                loss_g = loss_g + self.cfg.ortho_reg * ortho
             self._update("G", self.opt_g, self.G, loss_g, step, logs)
         finally:
             self.D.requires_grad_(True)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from ganforge.checkpoint import atomic_write_text
 from ganforge.config import RunConfig, dump_config, read_yaml, set_dotted, validate_config
 from ganforge.data import DataBundle, load_source, source_short_name
-from ganforge.data.spec import exclude_classes, standardize_points
+from ganforge.data.spec import exclude_classes, limit_samples, standardize_points
 from ganforge.errors import ConfigError
 from ganforge.models.packing import check_packable
 from ganforge.registry import ModelSpec, get_model
@@ -123,10 +123,12 @@ def resolve(config: RunConfig, data: DataBundle) -> tuple[RunConfig, ModelSpec, 
 
 
 def load_data(config: RunConfig) -> DataBundle:
-    """The training data: the source, without ``exclude_classes``, standardized if asked."""
+    """The training data: the source, without ``exclude_classes``, cut to ``data_limit``,
+    standardized if asked."""
     data = load_source(config.data, resolution=config.resolution, channels=config.channels,
                        skip_bad=config.skip_bad, split=config.split, seed=config.data_seed)
     data = exclude_classes(data, config.exclude_classes)
+    data = limit_samples(data, config.data_limit, config.data_seed)
     return standardize_points(data) if config.standardize else data
 
 
