@@ -10,6 +10,11 @@ generator objective, its Adam state included); each child is scored by
 
 and the ``parents`` fittest children survive. The best survivor is ``G`` (sampled,
 averaged into the EMA, exported).
+
+With ``augment`` (DiffAugment / ADA), D sees augmented batches everywhere: in its own
+step, in every child's mutation loss and in the fitness (quality and diversity alike).
+Within one step all children see the same augmentation (one seed for the mutation
+losses, one for the fitness), so they are ranked on their samples, not on their luck.
 """
 
 from __future__ import annotations
@@ -109,15 +114,23 @@ class EGANRecipe(GANRecipe):
         return torch.cat(out)
 
     # ---------------------------------------------------------------- fitness
-    def _fitness(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
-                 ) -> tuple[float, float, float]:
-        """(fitness, quality, diversity) of the child now held in G."""
+    def _shared(self, seed: int | None) -> torch.Generator | None:
+        """A fresh generator for augmentations every child of a step shares (None without
+        augmentation)."""
+        return None if seed is None else torch.Generator().manual_seed(seed)
+
+    def _fitness(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor,
+                 aug_seed: int | None = None) -> tuple[float, float, float]:
+        """(fitness, quality, diversity) of the child now held in G; D judges the batches
+        through the augmentation drawn from ``aug_seed`` (the same for every child)."""
         buffers = {k: v.clone() for k, v in self.D.named_buffers()}  # BatchNorm statistics
         with torch.no_grad(), self.amp.autocast():
             fake = self.g_run(z, y)
+        gen = self._shared(aug_seed)
+        real_in, fake_in = self._augment(x, gen), self._augment(fake, gen)
         with self.amp.autocast():
-            real_logits = self.D(x, y).float()
-            fake_logits = self.D(fake, y).float()
+            real_logits = self.D(real_in, y).float()
+            fake_logits = self.D(fake_in, y).float()
         quality = torch.sigmoid(fake_logits.detach()).mean()
         loss = d_loss("nonsaturating", real_logits, fake_logits)
         params = [p for p in self.D.parameters() if p.requires_grad]
@@ -147,6 +160,9 @@ class EGANRecipe(GANRecipe):
         parents = [self._snapshot(), *self.others]
         # one child and one survivor: nothing to select, so its fitness is not computed
         select = len(parents) * len(self.evo.mutations) > self.evo.parents
+        mut_seed = fit_seed = None
+        if self.augment is not None:
+            mut_seed, fit_seed = self.augment.draw_seed(), self.augment.draw_seed()
         children: list[tuple[float, float, float, str, Any]] = []
         self.D.requires_grad_(False)
         try:
@@ -155,12 +171,13 @@ class EGANRecipe(GANRecipe):
                     self._restore(parent)
                     with self.amp.autocast():
                         fake = self.g_run(z, y)
-                        loss = mutation_loss(mutation, self.d_judge(fake, y).float())
+                        judged = self._augment(fake, self._shared(mut_seed))
+                        loss = mutation_loss(mutation, self.d_judge(judged, y).float())
                     self._update("G", self.opt_g, self.G, loss, step, logs)
                     fit = (float("nan"),) * 3
                     if select:
                         self.D.requires_grad_(True)
-                        fit = self._fitness(x_fit, y_fit, z_fit)
+                        fit = self._fitness(x_fit, y_fit, z_fit, fit_seed)
                         self.D.requires_grad_(False)
                     children.append((*fit, mutation, self._snapshot()))
         finally:

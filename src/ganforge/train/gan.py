@@ -10,6 +10,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from ganforge.augment import build_augmenter
 from ganforge.config import OptimConfig, RunConfig
 from ganforge.losses import (
     d_loss,
@@ -92,6 +93,9 @@ class GANRecipe:
         # run) does not depend on the device; each draw covers the global batch and every
         # rank keeps its slice, so ranks differ and the run does not depend on their number
         self.rng = torch.Generator().manual_seed(config.seed + 1)
+        # DiffAugment / ADA of every batch D judges (None when augment.kind is none)
+        self.augment = build_augmenter(config, self.dist.rank, self.dist.world,
+                                       self.dist.mean)
 
     # ---------------------------------------------------------------- hooks
     def _d_inputs_module(self) -> nn.Module:
@@ -105,6 +109,19 @@ class GANRecipe:
         with self.amp.autocast():
             return [out.float() for out in self.d_run(inputs, y)]
 
+    def _augment(self, x: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        """What D sees of image batch ``x``: a fresh augmentation when one is configured
+        (differentiable, so gradients reach G and, for R1, the real batch)."""
+        if self.augment is None:
+            return x
+        return to_layout(self.augment(x, generator), self.cfg)
+
+    def _d_extra_inputs(self, fake: torch.Tensor) -> list[torch.Tensor]:
+        """Batches a recipe adds to the D step's one call, after real, fake (and the
+        WGAN-GP interpolates); their logits are not part of the adversarial loss."""
+        return []
+
     def _d_extra_loss(self, logs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """A recipe's additional D-step loss (none for the plain GAN)."""
         return None
@@ -112,7 +129,7 @@ class GANRecipe:
     def _g_loss(self, fake: torch.Tensor, y: torch.Tensor | None,
                 logs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The G step's loss on ``fake`` (run under autocast, with D frozen)."""
-        return g_loss(self.cfg.loss, self.d_judge(fake, y).float())
+        return g_loss(self.cfg.loss, self.d_judge(self._augment(fake), y).float())
 
     # ---------------------------------------------------------------- one step
     def _latents(self, n: int) -> torch.Tensor:
@@ -142,17 +159,24 @@ class GANRecipe:
     def _d_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None,
                 fake: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, logs = self.cfg, {}
-        if cfg.r1_gamma > 0:
+        if cfg.r1_gamma > 0:  # R1 is w.r.t. the un-augmented reals, through the augmentation
             x = x.detach().requires_grad_(True)
-        inputs = [x, fake.detach()]
+        # real and fake get independent augmentations; WGAN-GP interpolates between the
+        # augmented batches, the distributions D is trained on
+        real_in, fake_in = self._augment(x), self._augment(fake.detach())
+        inputs = [real_in, fake_in]
         penalised = cfg.loss == "wgan-gp" and cfg.gp_weight > 0
         if penalised:
             alpha = torch.rand((x.shape[0] * self.dist.world,) + (1,) * (x.dim() - 1),
                                generator=self.rng)
-            inputs.append(interpolates(x, fake, self.dist.shard(alpha).to(self.device,
-                                                                          x.dtype)))
+            inputs.append(interpolates(real_in, fake_in,
+                                       self.dist.shard(alpha).to(self.device, x.dtype)))
+        inputs += self._d_extra_inputs(fake.detach())
         logits = self._d_forward(inputs, y)
         real_logits, fake_logits = logits[0], logits[1]
+        if self.augment is not None:  # ADA's overfitting heuristic sees the real logits
+            self.augment.observe(real_logits)
+            logs |= self.augment.logs(real_logits)
         loss = d_loss(cfg.loss, real_logits, fake_logits)
         logs["loss_d"] = loss.detach()
         if cfg.r1_gamma > 0:
@@ -230,7 +254,8 @@ class GANRecipe:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.ema.model.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "rng": self.rng.get_state(),
-                "amp": self.amp.state_dict()}
+                "amp": self.amp.state_dict(),
+                **({"augment": self.augment.state_dict()} if self.augment is not None else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["G"])
@@ -244,3 +269,5 @@ class GANRecipe:
                              weight_decay=cfg.weight_decay)
         self.rng.set_state(state["rng"])
         self.amp.load_state_dict(state.get("amp", {}))
+        if self.augment is not None and "augment" in state:  # absent in older checkpoints
+            self.augment.load_state_dict(state["augment"])

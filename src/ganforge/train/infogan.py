@@ -9,6 +9,11 @@ With latents ``z = [noise | c]`` and the Q head on D's trunk predicting ``c`` fr
 a lower bound of ``-I(c; G(z))`` up to a constant. The D step trains the trunk and
 Q with ``L_I`` on the (detached) fakes beside the adversarial loss; the G step adds
 ``L_I`` to G's adversarial loss (D and Q frozen, as in the plain GAN step).
+
+With ``augment`` (DiffAugment / ADA) only the adversarial path is augmented: D's
+real/fake logits come from augmented batches, while Q reads the codes from the
+un-augmented fakes (an extra pass through the trunk), since a flipped, rotated or
+recoloured sample no longer shows the code that made it.
 """
 
 from __future__ import annotations
@@ -55,17 +60,19 @@ def info_loss(q: QOutputs, z: torch.Tensor, codes: CodeLayout, weights: InfoGANL
 
 class InfoInputs(nn.Module):
     """The D step's one call: plain logits for each batch, and Q's codes for the fakes
-    (input 1) from the same pass through the trunk."""
+    from the same pass through the trunk: input 1, or with ``q_last`` (augmentation) the
+    last input, the un-augmented fakes, whose logits are not used."""
 
-    def __init__(self, net: InfoGANDiscriminator) -> None:
+    def __init__(self, net: InfoGANDiscriminator, q_last: bool = False) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.q_last = net, q_last
 
     def forward(self, inputs: list[torch.Tensor], labels: torch.Tensor | None = None
                 ) -> tuple[list[torch.Tensor], QOutputs]:
         logits, q = [], None
+        q_index = len(inputs) - 1 if self.q_last else 1
         for i, x in enumerate(inputs):
-            if i == 1:
+            if i == q_index:
                 out, q = self.net.judge(x)
             else:
                 out = self.net(x, labels)
@@ -96,7 +103,11 @@ class InfoGANRecipe(GANRecipe):
         self._q: QOutputs | None = None  # Q's predictions for that batch, from the D step
 
     def _d_inputs_module(self) -> nn.Module:
-        return InfoInputs(self.D)
+        return InfoInputs(self.D, q_last=self.cfg.augment.kind != "none")
+
+    def _d_extra_inputs(self, fake: torch.Tensor) -> list[torch.Tensor]:
+        # augmented runs: Q reads the codes from the un-augmented fakes
+        return [] if self.augment is None else [fake]
 
     def _latents(self, n: int) -> torch.Tensor:
         self._z = super()._latents(n)
@@ -121,6 +132,8 @@ class InfoGANRecipe(GANRecipe):
                 logs: dict[str, torch.Tensor]) -> torch.Tensor:
         assert self._z is not None
         logits, q = self.q_judge(fake)
+        if self.augment is not None:  # D judges augmented fakes; Q still reads the codes
+            logits = self.d_judge(self._augment(fake), y)
         adversarial = g_loss(self.cfg.loss, logits.float())
         info, _ = info_loss(q.float(), self._z, self.codes, self.cfg.infogan)
         logs["loss_g_adv"], logs["info_loss_g"] = adversarial.detach(), info.detach()

@@ -90,6 +90,11 @@ def check_model(config: RunConfig) -> ModelSpec:
     early = {"resolution": config.resolution} if spec.kind == "image" else {}
     model_cfg = spec.make_config(_model_options(config, spec, early))
     check_recipe(config, spec)
+    if config.augment.kind != "none" and spec.kind != "image":
+        raise ConfigError(f"augment.kind={config.augment.kind} augments images (flips, "
+                          f"rotations, colour, cutout), but model '{spec.name}' trains on "
+                          f"{spec.kind} data; set augment.kind=none (the default) or use an "
+                          "image model and data source.")
     if config.pack > 1:
         if config.conditional:
             raise ConfigError(f"pack={config.pack} packs samples of different classes into one "
