@@ -88,7 +88,7 @@ def launch_local(nproc: int, max_restarts: int, overrides: dict[str, Any],
     """``ganforge train --nproc N``: check everything here, once, create the run directory
     (unless resuming), then start the workers on it. Returns the run directory."""
     from ganforge.checkpoint import atomic_write_text
-    from ganforge.config import dump_config, validate_config
+    from ganforge.config import dump_config, set_dotted, validate_config
     from ganforge.data import source_short_name
     from ganforge.errors import ConfigError
     from ganforge.train.distributed import Dist, check_batch_divides, launched_by_torchrun
@@ -109,7 +109,10 @@ def launch_local(nproc: int, max_restarts: int, overrides: dict[str, Any],
     if resume is not None:
         raise ConfigError(f"{resume} is not a ganforge run directory (no {rundir.CONFIG}); "
                           "pass the folder that `ganforge train` created.")
-    config = validate_config(overrides, "the training options")
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():  # --set g_optim.lr=... arrives as a dotted key
+        set_dotted(nested, key, value)
+    config = validate_config(nested, "the training options")
     check_batch_divides(config.batch_size, Dist(world=nproc))
     _, (resolved, _, _), _ = prepare(config)
     if run_dir is None:
