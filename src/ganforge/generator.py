@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import torch
 
 from ganforge.checkpoint import read_generator_file
 from ganforge.errors import CheckpointError, ConfigError, GanforgeError
-from ganforge.models.base import Generator
+from ganforge.models.base import Generator, check_truncation
 from ganforge.registry import get_model
 
 EXPORT_NAME = "generator.safetensors"
@@ -82,31 +83,63 @@ class LoadedGenerator:
                               f"generator; got {t.tolist()[:10]}.")
         return t.repeat((n + t.numel() - 1) // t.numel())[:n]
 
+    def latents(self, n: int, generator: torch.Generator,
+                truncation: float | None = None) -> torch.Tensor:
+        """The module's latents for ``n`` samples, drawn on the CPU; ``truncation`` goes to
+        the module's ``sample_latents``, which gives it its meaning (z-space threshold for
+        the BigGAN trick; a style-based model may read it as psi in W space)."""
+        if truncation is None:
+            return self.module.sample_latents(n, generator=generator)
+        if not _accepts(self.module.sample_latents, "truncation"):
+            raise ConfigError(f"Generator '{self.model}' does not support truncation; drop "
+                              "--truncation (truncation=None).")
+        return self.module.sample_latents(n, generator=generator, truncation=truncation)
+
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, labels: LabelsArg = None,
-               generator: torch.Generator | None = None, batch_size: int = 256) -> torch.Tensor:
+               generator: torch.Generator | None = None, batch_size: int = 256,
+               truncation: float | None = None) -> torch.Tensor:
         """``n`` samples: images in [-1, 1] NCHW, or points N x D. Seeded draws are
-        identical on every device (latents are drawn on the CPU)."""
+        identical on every device (latents are drawn on the CPU).
+
+        ``truncation``: the truncation trick (None: off). For z-space generators latents
+        are drawn from N(0, 1) truncated to ``|z_i| <= truncation``, the same seed giving
+        the same samples pulled towards the mode; smaller values trade variety for
+        fidelity. A module whose ``forward`` takes a ``truncation`` keyword (a style-based
+        generator truncating in W) also receives it there.
+        """
         if n < 1:
             raise ConfigError(f"Number of samples must be at least 1, got {n}.")
+        truncation = check_truncation(truncation)
         if generator is None:
             generator = torch.Generator()
             if seed is None:
                 generator.seed()  # fresh entropy without touching the global RNG
             else:
                 generator.manual_seed(seed)
-        z = self.module.sample_latents(n, generator=generator)
         y = self.make_labels(n, labels)
+        z = self.latents(n, generator, truncation)
+        extra = ({"truncation": truncation} if truncation is not None
+                 and _accepts(self.module.forward, "truncation") else {})
         out = []
         for i in range(0, n, batch_size):
             zb = z[i:i + batch_size].to(self.device)
             yb = None if y is None else y[i:i + batch_size].to(self.device)
-            out.append(self.module(zb, yb).float().cpu())
+            out.append(self.module(zb, yb, **extra).float().cpu())
         return torch.cat(out)
 
     def __repr__(self) -> str:
         return (f"LoadedGenerator(model={self.model!r}, kind={self.kind!r}, "
                 f"z_dim={self.z_dim}, num_classes={self.num_classes}, path={self.path})")
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    """Whether callable ``fn`` takes a keyword argument ``name``."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params  # explicitly: a **kwargs catch-all is not taken as consent
 
 
 def build_generator(model: str, config: dict[str, Any]) -> Generator:

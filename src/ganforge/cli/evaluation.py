@@ -25,6 +25,8 @@ def _table(values: dict[str, float]) -> str:
 def _default_out(source: Path, result: dict[str, Any]) -> Path:
     feats = re.sub(r"[^A-Za-z0-9_-]+", "-", result["meta"]["features"].split(":")[0])
     feats += "-" + "+".join(result["meta"]["metrics"])
+    if result["meta"].get("truncation") is not None:
+        feats += f"-trunc{result['meta']['truncation']:g}"
     step = result["meta"].get("step")
     tag = f"step{int(step):08d}-" if isinstance(step, int) else ""
     if source.is_dir():
@@ -53,6 +55,8 @@ def eval_cmd(
     cache: Annotated[bool, typer.Option("--cache/--no-cache",
                                         help="Reuse cached real features.")] = True,
     cas_epochs: Annotated[int, typer.Option(help="Epochs of the CAS classifier.")] = 5,
+    truncation: Annotated[float | None, typer.Option(
+        help="Sample with the truncation trick at this threshold (default: off).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Evaluate a generator; prints the metrics and writes them with provenance as JSON."""
@@ -64,8 +68,8 @@ def eval_cmd(
     dev = str(pick_device(device))
     result = evaluate(source, real=real, metrics=metrics, n=n, features=features, split=split,
                       n_real=n_real, seed=seed, device=dev, use_cache=cache,
-                      progress=progress, options=MetricOptions(cas_epochs=cas_epochs,
-                                                               seed=seed))
+                      progress=progress, truncation=truncation,
+                      options=MetricOptions(cas_epochs=cas_epochs, seed=seed))
     path = write_result(out or _default_out(source, result), result)
     meta = result["meta"]
     typer.echo(f"{meta['features']} features; real {meta['real']['spec']} "

@@ -163,6 +163,9 @@ def sample(
         help="Class labels for conditional models: '3' or '0,1,2' (tiled to --n).")] = None,
     nrow: Annotated[int | None, typer.Option(help="Images per grid row.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    truncation: Annotated[float | None, typer.Option(
+        help="Truncation trick: keep latents within |z| <= T (e.g. 0.5; smaller: more "
+             "typical, less varied samples). Default: no truncation.")] = None,
 ) -> None:
     """Draw samples from a trained generator."""
     import numpy as np
@@ -170,6 +173,7 @@ def sample(
     import ganforge as gf
     from ganforge.checkpoint import atomic_write_bytes
     from ganforge.errors import ConfigError
+    from ganforge.models.base import check_truncation
     from ganforge.train.run import pick_device
     from ganforge.visual import save_grid, save_images, save_scatter
 
@@ -183,8 +187,9 @@ def sample(
     if out.suffix not in ("", ".png", ".npz"):
         raise ConfigError(f"--out {out}: use a .png file (a grid), a .npz file (raw values) "
                           "or a folder name without a suffix (one PNG per image).")
+    check_truncation(truncation)  # before loading anything
     g = gf.load(source, device=pick_device(device))
-    x = g.sample(n, seed=seed, labels=label_list)
+    x = g.sample(n, seed=seed, labels=label_list, truncation=truncation)
     if out.suffix == ".npz":
         import io
 
@@ -196,7 +201,8 @@ def sample(
         if g.kind == "image":
             save_grid(out, x, nrow=nrow)
         else:
-            save_scatter(out, x, title=f"{n} samples, seed {seed}")
+            trunc = "" if truncation is None else f", truncation {truncation:g}"
+            save_scatter(out, x, title=f"{n} samples, seed {seed}{trunc}")
     elif g.kind == "image":
         save_images(out, x)
     else:
@@ -238,7 +244,13 @@ def models() -> None:
 
 def main() -> None:
     """Entry point of the ``ganforge`` script."""
-    from ganforge.cli import detect, evaluation, impute, traverse  # noqa: F401  (register)
+    from ganforge.cli import (  # noqa: F401  (register)
+        detect,
+        evaluation,
+        impute,
+        traverse,
+        truncation,
+    )
 
     app(prog_name="ganforge")
 

@@ -76,12 +76,15 @@ class Samples:
     describe: dict[str, Any] = field(default_factory=dict)
 
 
-def generate(generator: Any, n: int, seed: int = 0, batch_size: int = 250) -> Samples:
-    """``n`` samples of a loaded generator; class-conditional ones get balanced labels."""
+def generate(generator: Any, n: int, seed: int = 0, batch_size: int = 250,
+             truncation: float | None = None) -> Samples:
+    """``n`` samples of a loaded generator; class-conditional ones get balanced labels.
+    ``truncation``: the truncation trick's threshold (None: off), kept in ``describe``."""
     labels = generator.make_labels(n, None)
-    out = generator.sample(n, seed=seed, labels=labels, batch_size=batch_size)
+    out = generator.sample(n, seed=seed, labels=labels, batch_size=batch_size,
+                           truncation=truncation)
     data = quantize(out) if out.ndim == 4 else out.float()  # images exactly as saved to PNG
-    return Samples(data, labels, {"n": n, "seed": seed})
+    return Samples(data, labels, {"n": n, "seed": seed, "truncation": truncation})
 
 
 def bundle_samples(bundle: DataBundle, n: int | None = None, seed: int = 0) -> Samples:
@@ -275,23 +278,45 @@ def _meta_base() -> dict[str, Any]:
             "created": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def evaluate(generator: Any, real: str | None = None, metrics: str | list[str] = "fid",
-             n: int = 10_000, features: str = "auto", split: str | None = None,
-             n_real: int | None = None, seed: int = 0, device: str = "cpu",
-             batch_size: int = 250, use_cache: bool = True, progress: bool = False,
-             options: MetricOptions | None = None, out: str | Path | None = None
-             ) -> dict[str, Any]:
-    """Evaluate a generator (run directory, ``.safetensors`` file or loaded generator).
+@dataclass
+class RealSide:
+    """The fixed half of evaluating one generator: the generator, the metrics, the
+    extractor and the real samples with their features (extracted or cached once)."""
 
-    ``real`` defaults to the generator's training data; ``split`` to ``test`` for MNIST
-    and ``all`` otherwise; ``n_real`` to ``n`` (equal sizes, as precision/recall assume),
-    capped at the real set's size. Real images are brought to the generator's resolution
-    and channels. Returns ``{"metrics", "details", "meta"}`` and writes it as JSON to ``out``.
-    """
+    generator: Any  # a LoadedGenerator
+    names: list[str]
+    extractor: FeatureExtractor
+    samples: Samples
+    features: Features
+    cache: dict[str, Any]
+    seconds: float
+    device: str
+
+
+def default_metrics(kind: str, data_name: str | None, extractor: FeatureExtractor,
+                    fake_labelled: bool, real_labelled: bool) -> list[str]:
+    """What ``metrics="auto"`` means: fid and pr, is when the features have class logits,
+    cas for a conditional generator with labelled real data, modes on ring/grid."""
+    names = ["fid"] + (["is"] if extractor.has_logits else []) + ["pr"]
+    if fake_labelled and real_labelled:
+        names.append("cas")
+    if kind == "points" and data_name in ("ring", "grid"):
+        names.append("modes")
+    return names
+
+
+def prepare_real(generator: Any, real: str | None = None,
+                 metrics: str | list[str] = "fid", n: int = 10_000, features: str = "auto",
+                 split: str | None = None, n_real: int | None = None, seed: int = 0,
+                 device: str = "cpu", use_cache: bool = True, progress: bool = False,
+                 options: MetricOptions | None = None) -> RealSide:
+    """Load the generator and the real data, check the metrics for ``n`` generated
+    samples, and extract the real features once (see :func:`evaluate` for the defaults).
+    ``metrics="auto"`` picks :func:`default_metrics`."""
     from ganforge.generator import LoadedGenerator, load
 
-    started = time.perf_counter()
-    names = parse_metrics(metrics)
+    auto = isinstance(metrics, str) and metrics.strip().lower() == "auto"
+    names = [] if auto else parse_metrics(metrics)
     if n < 2:
         raise ConfigError(f"--n must be at least 2 generated samples, got {n}.")
     g = generator if isinstance(generator, LoadedGenerator) else load(generator, device)
@@ -305,19 +330,64 @@ def evaluate(generator: Any, real: str | None = None, metrics: str | list[str] =
     extractor = get_extractor(feature_name, device)
     real_s = bundle_samples(bundle, n if n_real is None else n_real, seed)
     real_s.describe["split"] = split_used
+    if auto:
+        names = default_metrics(bundle.kind, bundle.name, extractor, g.num_classes is not None,
+                                bundle.labels is not None)
     check_metrics(names, bundle.kind, bundle.name, g.num_classes is not None,
                   bundle.labels is not None, extractor, n, len(real_s.data), options,
                   g.num_classes)
-    fake_s = generate(g, n, seed=seed, batch_size=batch_size)
-    values, details, meta = evaluate_samples(names, real_s, fake_s, extractor, options,
-                                             use_cache, progress)
-    meta |= {"generator": str(g.path) if g.path else None, "model": g.model,
-             "step": g.info.get("step"), "device": device,
+    t0 = time.perf_counter()
+    feats, cache = cached_features(real_s.data, extractor, real_s.labels, real_s.describe,
+                                   use_cache, progress)
+    return RealSide(g, names, extractor, real_s, feats, cache,
+                    round(time.perf_counter() - t0, 2), device)
+
+
+def generator_meta(side: RealSide) -> dict[str, Any]:
+    """Provenance of the generator side: file, model, step, device."""
+    g = side.generator
+    return {"generator": str(g.path) if g.path else None, "model": g.model,
+            "step": g.info.get("step"), "device": side.device}
+
+
+def evaluate(generator: Any, real: str | None = None, metrics: str | list[str] = "fid",
+             n: int = 10_000, features: str = "auto", split: str | None = None,
+             n_real: int | None = None, seed: int = 0, device: str = "cpu",
+             batch_size: int = 250, use_cache: bool = True, progress: bool = False,
+             options: MetricOptions | None = None, out: str | Path | None = None,
+             truncation: float | None = None) -> dict[str, Any]:
+    """Evaluate a generator (run directory, ``.safetensors`` file or loaded generator).
+
+    ``real`` defaults to the generator's training data; ``split`` to ``test`` for MNIST
+    and ``all`` otherwise; ``n_real`` to ``n`` (equal sizes, as precision/recall assume),
+    capped at the real set's size. Real images are brought to the generator's resolution
+    and channels. ``truncation`` samples with the truncation trick (None: off); it is
+    recorded in ``meta``. Returns ``{"metrics", "details", "meta"}`` and writes it as JSON
+    to ``out``.
+    """
+    from ganforge.models.base import check_truncation
+
+    started = time.perf_counter()
+    truncation = check_truncation(truncation)
+    side = prepare_real(generator, real, metrics, n, features, split, n_real, seed, device,
+                        use_cache, progress, options)
+    fake_s = generate(side.generator, n, seed=seed, batch_size=batch_size,
+                      truncation=truncation)
+    values, details, meta = score_fake(side, fake_s, options, progress)
+    meta |= {**generator_meta(side), "truncation": truncation,
              "elapsed_s": round(time.perf_counter() - started, 2)}
     result = {"metrics": values, "details": details, "meta": meta}
     if out is not None:
         write_result(out, result)
     return result
+
+
+def score_fake(side: RealSide, fake: Samples, options: MetricOptions | None = None,
+               progress: bool = False
+               ) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
+    """Metrics of generated samples against a prepared real side (features reused)."""
+    return _score(side.names, side.samples, side.features, side.cache, side.seconds, fake,
+                  side.extractor, options, progress)
 
 
 def evaluate_samples(names: list[str], real: Samples, fake: Samples,
@@ -328,6 +398,14 @@ def evaluate_samples(names: list[str], real: Samples, fake: Samples,
     t0 = time.perf_counter()
     real_feats, cache = cached_features(real.data, extractor, real.labels, real.describe,
                                         use_cache, progress)
+    return _score(names, real, real_feats, cache, round(time.perf_counter() - t0, 2), fake,
+                  extractor, options, progress)
+
+
+def _score(names: list[str], real: Samples, real_feats: Features, cache: dict[str, Any],
+           real_seconds: float, fake: Samples, extractor: FeatureExtractor,
+           options: MetricOptions | None, progress: bool
+           ) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
     t1 = time.perf_counter()
     fake_feats = extractor.extract(fake.data, progress=progress)
     t2 = time.perf_counter()
@@ -337,7 +415,7 @@ def evaluate_samples(names: list[str], real: Samples, fake: Samples,
             "feature_provenance": extractor.provenance(),
             "real": {**real.describe, "cache": cache}, "fake": fake.describe,
             "options": vars(options or MetricOptions()),
-            "timing_s": {"real_features": round(t1 - t0, 2), "fake_features": round(t2 - t1, 2),
+            "timing_s": {"real_features": real_seconds, "fake_features": round(t2 - t1, 2),
                          "metrics": round(time.perf_counter() - t2, 2)}}
     return values, details, meta
 

@@ -2,8 +2,47 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+from ganforge.errors import ConfigError
+
+
+def check_truncation(truncation: float | None) -> float | None:
+    """``truncation`` as a float (None stays None); ConfigError unless positive and finite."""
+    if truncation is None:
+        return None
+    try:
+        t = float(truncation)
+    except (TypeError, ValueError):
+        t = math.nan
+    if not (math.isfinite(t) and t > 0) or isinstance(truncation, bool):
+        raise ConfigError(f"Truncation threshold must be a positive number (latents are "
+                          f"kept within |z| <= T), got {truncation!r}; leave it out (None) "
+                          "for no truncation. Typical values are 0.25 to 2.")
+    return t
+
+
+def truncate_latents(z: torch.Tensor, truncation: float) -> torch.Tensor:
+    """Map standard-normal draws ``z`` to the normal truncated to ``[-t, t]``, exactly.
+
+    Inverse CDF in float64: ``u = Phi(z)`` is U(0, 1), so ``Phi(-t) + (Phi(t) - Phi(-t)) u``
+    is uniform on ``(Phi(-t), Phi(t))`` and its ``ndtri`` is truncated normal. It is
+    evaluated in the lower tail (odd symmetry) so no precision is lost near 1. The map is
+    monotone in ``z`` and in ``t``: every coordinate shrinks towards 0 as ``t`` falls.
+    """
+    t = check_truncation(truncation)
+    assert t is not None
+    x = z.double()
+    p = torch.special.ndtr(torch.tensor(-t, dtype=torch.float64, device=z.device))
+    u = p + (1 - 2 * p) * torch.special.ndtr(-x.abs())  # in (Phi(-t), 1/2]
+    out = (-torch.special.ndtri(u)).clamp(0, t).copysign(x).to(z.dtype)
+    bound = torch.tensor(t, dtype=z.dtype, device=z.device)
+    if bound.item() > t:  # the threshold rounded up in z's dtype: stay inside it
+        bound = torch.nextafter(bound, torch.zeros_like(bound))
+    return out.clamp(-bound, bound)
 
 
 class Generator(nn.Module):
@@ -15,9 +54,19 @@ class Generator(nn.Module):
     kind: str
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None,
-                       device: torch.device | str | None = None) -> torch.Tensor:
-        """Standard-normal latents of shape (n, z_dim)."""
-        return torch.randn(n, self.z_dim, generator=generator, device=device)
+                       device: torch.device | str | None = None,
+                       truncation: float | None = None) -> torch.Tensor:
+        """Latents of shape (n, z_dim): N(0, 1), or with ``truncation=t`` the standard
+        normal truncated to ``|z_i| <= t`` (the BigGAN truncation trick, z-space).
+
+        Truncated draws use the same random numbers as untruncated ones (see
+        :func:`truncate_latents`), so a seed gives the same latents shrunk towards 0.
+        ``truncation`` means what the generator class makes of it: a style-based model
+        overrides this method (drawing plain z) and applies its psi in W space itself.
+        """
+        t = check_truncation(truncation)  # before any draw
+        z = torch.randn(n, self.z_dim, generator=generator, device=device)
+        return z if t is None else truncate_latents(z, t)
 
     def check_labels(self, n: int, labels: torch.Tensor | None) -> torch.Tensor | None:
         """Validate labels against the model's conditioning."""

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.models.base import init_dcgan_weights
+from ganforge.models.base import check_truncation, init_dcgan_weights, truncate_latents
 from ganforge.models.dcgan import (
     DCGANArchitecture,
     DCGANConfig,
@@ -188,9 +188,19 @@ class InfoGANGenerator(DCGANGenerator):
         self.codes = CodeLayout.of(cfg)
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None,
-                       device: torch.device | str | None = None) -> torch.Tensor:
-        """Noise N(0, 1), one-hot uniform categorical codes, U(-1, 1) continuous codes."""
-        return self.codes.sample(n, generator=generator, device=device)
+                       device: torch.device | str | None = None,
+                       truncation: float | None = None) -> torch.Tensor:
+        """Noise N(0, 1), one-hot uniform categorical codes, U(-1, 1) continuous codes.
+
+        ``truncation=t`` truncates the noise only (to ``|z_i| <= t``); the codes keep their
+        prior and, for a given seed, their values.
+        """
+        t = check_truncation(truncation)
+        z = self.codes.sample(n, generator=generator, device=device)
+        if t is not None:
+            k = self.codes.noise_dim
+            z = torch.cat([truncate_latents(z[:, :k], t), z[:, k:]], 1)
+        return z
 
     def make_latents(self, noise: torch.Tensor, cat_indices: torch.Tensor | None = None,
                      cont_values: torch.Tensor | None = None) -> torch.Tensor:
