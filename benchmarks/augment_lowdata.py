@@ -2,14 +2,14 @@
 DiffAugment and ADA, at equal steps.
 
 Each configuration trains the same small DCGAN (widths 32, batch 64, 32x32) on the same
-seeded subset of 1,000 MNIST training digits (``data_limit``); 2,000 steps are 128
+seeded subset of 1,000 MNIST training digits (``data_limit``); 8,000 steps are 512
 passes over the subset, long enough for D to memorize it. FID (shipped MNIST-classifier
 features) of 5,000 samples of the EMA generator against the 10,000 MNIST test digits is
-measured at the middle and at the end of training (the run is resumed between them,
-which is exact). Configurations run side by side, one thread each. Prints a table and
-writes JSON.
+measured ``--evals`` times at even intervals (the run is resumed between them, which is
+exact). Configurations run side by side, one thread each. Prints a table and writes
+JSON.
 
-    .venv/bin/python benchmarks/augment_lowdata.py [--steps 2000] [--seeds 0] \
+    .venv/bin/python benchmarks/augment_lowdata.py [--steps 8000] [--evals 4] [--seeds 0] \
         [--configs none diffaugment ada] [--json benchmarks/results/augment_lowdata.json]
 """
 
@@ -38,21 +38,22 @@ def settings(steps: int, limit: int) -> dict[str, Any]:
             "progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 100}
 
 
-def run_config(job: tuple[str, int, int, int]) -> dict[str, Any]:
-    """Train one configuration, scoring FID at half time and at the end (a worker)."""
+def run_config(job: tuple[str, int, int, int, int]) -> dict[str, Any]:
+    """Train one configuration, scoring FID ``evals`` times (a worker)."""
     import torch
 
     import ganforge as gf
     from ganforge.metrics.evaluate import evaluate
 
-    name, seed, steps, limit = job
+    name, seed, steps, limit, evals = job
     torch.set_num_threads(1)
     cfg = {**settings(steps, limit), **CONFIGS[name], "seed": seed, "data_seed": seed}
     started, fids, logs = time.perf_counter(), {}, {}
+    stops = eval_steps(steps, evals)
     with tempfile.TemporaryDirectory() as out:
-        run = gf.train({**cfg, "steps": steps // 2}, out=out)
-        for stop in (steps // 2, steps):
-            if stop > steps // 2:
+        run = gf.train({**cfg, "steps": stops[0]}, out=out)
+        for stop in stops:
+            if stop > stops[0]:
                 run = gf.resume(run.dir, steps=stop)
             result = evaluate(run.dir, real="mnist", split="test", metrics="fid", n=5000,
                               n_real=10_000, features="mnist", seed=seed)
@@ -64,9 +65,15 @@ def run_config(job: tuple[str, int, int, int]) -> dict[str, Any]:
             "train_and_eval_s": round(time.perf_counter() - started, 1)}
 
 
+def eval_steps(steps: int, evals: int) -> list[int]:
+    """``evals`` evenly spaced steps ending at ``steps``."""
+    return sorted({max(1, steps * (i + 1) // evals) for i in range(evals)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=8000)
+    parser.add_argument("--evals", type=int, default=4)
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -74,17 +81,20 @@ def main() -> None:
     parser.add_argument("--json", type=Path,
                         default=Path("benchmarks/results/augment_lowdata.json"))
     args = parser.parse_args()
-    jobs = [(c, s, args.steps, args.limit) for s in args.seeds for c in args.configs]
+    jobs = [(c, s, args.steps, args.limit, args.evals) for s in args.seeds
+            for c in args.configs]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         rows = pool.map(run_config, jobs)
-    half, full = str(args.steps // 2), str(args.steps)
-    print(f"DCGAN on {args.limit} MNIST digits; FID (MNIST features, 5k vs 10k test)")
-    print(f"| augmentation | seed | FID at {half} | FID at {full} | D(real) | p (ADA) |")
-    print("|---|---|---|---|---|---|")
+    stops = [str(s) for s in eval_steps(args.steps, args.evals)]
+    print(f"DCGAN on {args.limit} MNIST digits; FID (MNIST features, 5k vs 10k test) by step")
+    print("| augmentation | seed | " + " | ".join(stops) + " | best | D(real) at end | p (ADA) |")
+    print("|---" * (len(stops) + 5) + "|")
     for r in rows:
-        last = r["last_logs"][full]
-        print(f"| {r['config']} | {r['seed']} | {r['fid'][half]:.2f} | {r['fid'][full]:.2f} | "
-              f"{last.get('d_real', float('nan')):.2f} | {last.get('augment_p', '-')} |")
+        last = r["last_logs"][stops[-1]]
+        print(f"| {r['config']} | {r['seed']} | "
+              + " | ".join(f"{r['fid'][s]:.2f}" for s in stops)
+              + f" | {min(r['fid'].values()):.2f} | {last.get('d_real', float('nan')):.2f} | "
+              f"{last.get('augment_p', '-')} |")
     result = {"settings": settings(args.steps, args.limit), "configs": CONFIGS, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
