@@ -248,8 +248,11 @@ def main() -> None:
         detect,
         evaluation,
         impute,
+        interpolate,
+        mix,
         traverse,
         truncation,
+        vector,
     )
 
     app(prog_name="ganforge")

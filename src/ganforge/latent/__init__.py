@@ -1,5 +1,31 @@
-"""Layer 4: walking a trained generator's latent space (code traversals)."""
+"""Layer 4: walking a trained generator's latent space (code traversals, interpolation,
+attribute vectors, style mixing)."""
 
+from ganforge.latent.interpolate import (
+    interpolate,
+    interpolation_latents,
+    lerp,
+    save_gif,
+    save_interpolation,
+    save_mp4,
+    slerp,
+)
+from ganforge.latent.mixing import StyleMix, band_layers, mixing_grid, save_mixing_grid, style_mix
 from ganforge.latent.traversal import code_traversal, code_traversals
+from ganforge.latent.vectors import (
+    AttributeVector,
+    apply_vector,
+    load_vector,
+    save_vector,
+    vector_from_classifier,
+    vector_from_labels,
+    vector_from_mask,
+)
 
-__all__ = ["code_traversal", "code_traversals"]
+__all__ = [
+    "AttributeVector", "StyleMix", "apply_vector", "band_layers", "code_traversal",
+    "code_traversals", "interpolate", "interpolation_latents", "lerp", "load_vector",
+    "mixing_grid", "save_gif", "save_interpolation", "save_mixing_grid", "save_mp4",
+    "save_vector", "slerp", "style_mix", "vector_from_classifier", "vector_from_labels",
+    "vector_from_mask",
+]
