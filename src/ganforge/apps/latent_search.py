@@ -57,6 +57,28 @@ def anogan_loss(x: torch.Tensor, fx: torch.Tensor, fake: torch.Tensor, features:
     return (1 - lam) * residual + lam * discrimination
 
 
+def progress_bar(total: int, desc: str, progress: bool) -> tqdm:
+    """The tqdm bar of a latent optimisation (one tick per optimiser step)."""
+    return tqdm(total=total, desc=desc, unit="step", disable=not progress,
+                dynamic_ncols=True, mininterval=0.5)
+
+
+def best_of_restarts(loss: torch.Tensor, n: int, *tensors: torch.Tensor
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Pick, per input, the restart with the lowest ``loss``.
+
+    ``loss`` has ``reps * n`` entries laid out restart-major (restart ``r`` of input ``i``
+    at ``r * n + i``, as ``x.repeat(reps, ...)`` makes them); each tensor in ``tensors``
+    shares that leading layout. Returns the best losses (n,) and the matching rows.
+    """
+    reps = loss.shape[0] // n
+    best, which = loss.view(reps, n).min(0)
+    rows = torch.arange(n, device=loss.device)
+    picked = [t.view(reps, n, *t.shape[1:])[which.to(t.device), rows.to(t.device)]
+              for t in tensors]
+    return best, picked
+
+
 def _search_batch(G: nn.Module, features: Features, x: torch.Tensor,
                   labels: torch.Tensor | None, cfg: SearchSettings, rng: torch.Generator,
                   tick: Callable[[int], object]) -> tuple[torch.Tensor, ...]:
@@ -78,8 +100,7 @@ def _search_batch(G: nn.Module, features: Features, x: torch.Tensor,
         tick(1)
     with torch.no_grad():
         final = anogan_loss(xr, fx, G(z, yr), features, cfg.lam)
-    best, which = final.view(reps, n).min(0)
-    z_best = z.detach().view(reps, n, -1)[which, torch.arange(n)]
+    best, (z_best,) = best_of_restarts(final, n, z.detach())
     return best, initial.view(reps, n).min(0).values, z_best
 
 
@@ -94,8 +115,7 @@ def latent_search(G: nn.Module, features: Features, x: torch.Tensor,
     cfg = settings or SearchSettings()
     rng = torch.Generator().manual_seed(cfg.seed)
     batches = range(0, x.shape[0], cfg.batch_size)
-    bar = tqdm(total=len(batches) * cfg.steps, desc="latent search", unit="step",
-               disable=not progress, dynamic_ncols=True, mininterval=0.5)
+    bar = progress_bar(len(batches) * cfg.steps, "latent search", progress)
     out: list[tuple[torch.Tensor, ...]] = []
     try:
         for i in batches:

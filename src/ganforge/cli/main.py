@@ -250,6 +250,7 @@ def main() -> None:
         impute,
         interpolate,
         mix,
+        project,
         traverse,
         truncation,
         vector,
