@@ -16,7 +16,7 @@ from ganforge.errors import ConfigError
 
 LossName = Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"]
 MutationName = Literal["minimax", "nonsaturating", "lsgan"]
-RecipeName = Literal["gan", "egan", "infogan"]
+RecipeName = Literal["gan", "egan", "infogan", "stylegan2"]
 DiffAugmentOp = Literal["color", "translation", "cutout"]
 ADAOp = Literal["xflip", "rotate90", "translate", "scale", "rotate", "aniso", "fraction",
                 "brightness", "contrast", "saturation", "cutout"]
@@ -73,6 +73,28 @@ class InfoGANLossConfig(StrictModel):
                                      "Gaussian negative log-likelihood")
 
 
+class StyleGAN2LossConfig(StrictModel):
+    """StyleGAN2's regularization (Karras et al., 2020): lazy R1 (weight ``r1_gamma``),
+    path-length regularization and style-mixing regularization.
+
+    A lazy regularizer runs as its own optimizer step every ``interval`` steps, weighted by
+    the interval; with an interval above 1 that network's Adam then runs with
+    ``lr * c`` and ``betas ** c``, ``c = interval / (interval + 1)``, as in the paper.
+    """
+
+    r1_interval: int = Field(16, ge=1, description="D steps between lazy R1 steps (1: R1 in "
+                             "every D step, as in the gan recipe); the penalty uses r1_gamma")
+    pl_weight: float = Field(2.0, ge=0, description="path-length regularization weight "
+                             "(0 = off)")
+    pl_interval: int = Field(4, ge=1, description="G steps between path-length steps")
+    pl_decay: float = Field(0.01, gt=0, le=1, description="how far the running mean path "
+                            "length moves towards each batch's mean")
+    pl_batch_shrink: int = Field(2, ge=1, description="the path-length batch is the batch "
+                                 "size divided by this")
+    mixing_prob: float = Field(0.9, ge=0, le=1, description="probability that a sample's ws "
+                               "switch from one z's w to another's at a random layer")
+
+
 class AugmentConfig(StrictModel):
     """Differentiable augmentation of everything D sees (real and fake, in D and G steps).
 
@@ -112,7 +134,8 @@ class RunConfig(StrictModel):
     data: str = "digits"
     model: str = "dcgan"
     recipe: RecipeName = Field("gan", description="training method: gan (alternating "
-                               "updates), egan (evolutionary), infogan (latent codes)")
+                               "updates), egan (evolutionary), infogan (latent codes), "
+                               "stylegan2 (lazy R1, path length, style mixing)")
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(64, ge=1)
     seed: int = 0
@@ -150,6 +173,7 @@ class RunConfig(StrictModel):
                       "jointly (1 = no packing); unconditional runs only")
     egan: EGANConfig = Field(default_factory=EGANConfig)
     infogan: InfoGANLossConfig = Field(default_factory=InfoGANLossConfig)
+    stylegan2: StyleGAN2LossConfig = Field(default_factory=StyleGAN2LossConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     ortho_reg: float = Field(0.0, ge=0, description="BigGAN's orthogonal regularization "
                              "of G's weights, beta * ||W W^T * (1 - I)||_F^2 (1e-4 in "

@@ -18,6 +18,7 @@ RECIPES: dict[str, tuple[str, str]] = {
     "gan": ("ganforge.train.gan", "GANRecipe"),
     "egan": ("ganforge.train.egan", "EGANRecipe"),
     "infogan": ("ganforge.train.infogan", "InfoGANRecipe"),
+    "stylegan2": ("ganforge.train.stylegan2", "StyleGAN2Recipe"),
 }
 
 
