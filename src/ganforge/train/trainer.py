@@ -66,6 +66,8 @@ class Trainer:
         self.step = 0
         self.last_good: Path | None = None
         self._sums: dict[str, torch.Tensor] = {}  # running sums of the current log window
+        # steps that logged each key: lazy regularizers log only on some steps
+        self._counts: dict[str, int] = {}
         self._count = 0
         self.log = RunLog(run_dir / rundir.LOG, echo=config.progress and self.main,
                           enabled=self.main)
@@ -89,13 +91,17 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"step": self.step, "recipe": self.recipe.state_dict(),
                 "stream": self.stream.state_dict(), "rng": rng,
-                "log_window": {"sums": dict(self._sums), "count": self._count},
+                "log_window": {"sums": dict(self._sums), "count": self._count,
+                               "counts": dict(self._counts)},
                 "best": dict(self.best) if self.best else {}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         window = state.get("log_window", {"sums": {}, "count": 0})
         self._sums, self._count = dict(window["sums"]), int(window["count"])
+        counts = window.get("counts")  # older states: every key logged at every step
+        self._counts = ({k: int(v) for k, v in counts.items()} if counts is not None
+                        else dict.fromkeys(self._sums, self._count))
         self.best = dict(state["best"]) if state.get("best") else None
         self.recipe.load_state_dict(state["recipe"])
         self.stream.load_state_dict(state["stream"])
@@ -284,11 +290,12 @@ class Trainer:
         now = time.perf_counter()
         sums = dict(zip(self._sums, self.dist.mean(torch.stack(list(self._sums.values())))
                         .tolist(), strict=True)) if self._sums else {}
-        self._sums, self._count, count = {}, 0, self._count
+        counts = self._counts
+        self._sums, self._counts, self._count = {}, {}, 0
         if metrics is None:  # not rank 0
             return {}
         record = {"step": self.step,
-                  **{k: round(float(v) / count, 6) for k, v in sums.items()},
+                  **{k: round(float(v) / counts[k], 6) for k, v in sums.items()},
                   "steps_per_s": round((self.step - start_step) / max(now - started, 1e-9), 3),
                   "time_s": round(now - started, 3)}
         metrics.write(record | extra)
@@ -327,6 +334,7 @@ class Trainer:
                     per_step.write({"step": self.step, **records()})
                 for k, v in logs.items():
                     self._sums[k] = self._sums.get(k, 0) + v.float()
+                    self._counts[k] = self._counts.get(k, 0) + 1
                 bar.update(1)
                 final = self.step == cfg.steps
                 evaluated = {}
