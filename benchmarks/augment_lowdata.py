@@ -30,24 +30,25 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def settings(steps: int, limit: int) -> dict[str, Any]:
+def settings(steps: int, limit: int, g_width: int = 32, d_width: int = 32) -> dict[str, Any]:
     """Everything but the augmentation."""
     return {"data": "mnist", "split": "train", "data_limit": limit, "model": "dcgan",
             "resolution": 32, "steps": steps, "batch_size": 64,
-            "model_options": {"g_width": 32, "d_width": 32},
+            "model_options": {"g_width": g_width, "d_width": d_width},
             "progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 100}
 
 
-def run_config(job: tuple[str, int, int, int, int]) -> dict[str, Any]:
+def run_config(job: tuple[str, int, int, int, int, int, int]) -> dict[str, Any]:
     """Train one configuration, scoring FID ``evals`` times (a worker)."""
     import torch
 
     import ganforge as gf
     from ganforge.metrics.evaluate import evaluate
 
-    name, seed, steps, limit, evals = job
+    name, seed, steps, limit, evals, g_width, d_width = job
     torch.set_num_threads(1)
-    cfg = {**settings(steps, limit), **CONFIGS[name], "seed": seed, "data_seed": seed}
+    cfg = {**settings(steps, limit, g_width, d_width), **CONFIGS[name], "seed": seed,
+           "data_seed": seed}
     started, fids, logs = time.perf_counter(), {}, {}
     stops = eval_steps(steps, evals)
     with tempfile.TemporaryDirectory() as out:
@@ -76,17 +77,20 @@ def main() -> None:
     parser.add_argument("--evals", type=int, default=4)
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--g-width", type=int, default=32)
+    parser.add_argument("--d-width", type=int, default=32)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--json", type=Path,
                         default=Path("benchmarks/results/augment_lowdata.json"))
     args = parser.parse_args()
-    jobs = [(c, s, args.steps, args.limit, args.evals) for s in args.seeds
-            for c in args.configs]
+    jobs = [(c, s, args.steps, args.limit, args.evals, args.g_width, args.d_width)
+            for s in args.seeds for c in args.configs]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         rows = pool.map(run_config, jobs)
     stops = [str(s) for s in eval_steps(args.steps, args.evals)]
-    print(f"DCGAN on {args.limit} MNIST digits; FID (MNIST features, 5k vs 10k test) by step")
+    print(f"DCGAN (widths G {args.g_width}, D {args.d_width}) on {args.limit} MNIST digits; "
+          "FID (MNIST features, 5k vs 10k test) by step")
     print("| augmentation | seed | " + " | ".join(stops) + " | best | D(real) at end | p (ADA) |")
     print("|---" * (len(stops) + 5) + "|")
     for r in rows:
@@ -95,7 +99,8 @@ def main() -> None:
               + " | ".join(f"{r['fid'][s]:.2f}" for s in stops)
               + f" | {min(r['fid'].values()):.2f} | {last.get('d_real', float('nan')):.2f} | "
               f"{last.get('augment_p', '-')} |")
-    result = {"settings": settings(args.steps, args.limit), "configs": CONFIGS, "rows": rows}
+    result = {"settings": settings(args.steps, args.limit, args.g_width, args.d_width),
+              "configs": CONFIGS, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
