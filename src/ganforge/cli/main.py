@@ -173,17 +173,12 @@ def sample(
     import ganforge as gf
     from ganforge.checkpoint import atomic_write_bytes
     from ganforge.errors import ConfigError
+    from ganforge.latent.interpolate import parse_labels
     from ganforge.models.base import check_truncation
     from ganforge.train.run import pick_device
     from ganforge.visual import save_grid, save_images, save_scatter
 
-    label_list = None
-    if labels:
-        try:
-            label_list = [int(v) for v in labels.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"--labels must be integers separated by commas, got "
-                              f"'{labels}'.") from None
+    label_list = parse_labels(labels)
     if out.suffix not in ("", ".png", ".npz"):
         raise ConfigError(f"--out {out}: use a .png file (a grid), a .npz file (raw values) "
                           "or a folder name without a suffix (one PNG per image).")

@@ -72,6 +72,7 @@ def project_cmd(
     comparison grid, the latents and the errors."""
     from ganforge.errors import ConfigError
     from ganforge.generator import load, resolve_generator_path
+    from ganforge.latent.interpolate import parse_labels
     from ganforge.latent.projection import (
         downscale,
         inpaint,
@@ -101,14 +102,8 @@ def project_cmd(
     low = super_resolve is not None and not downscale_target
     size = h // super_resolve if low and super_resolve else h
     targets = load_targets(target, (c, size, size), split)
-    label_list = None
-    if labels:
-        try:
-            label_list = [int(v) for v in labels.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"--labels must be integers separated by commas, got "
-                              f"'{labels}'.") from None
-    elif g.num_classes and targets.labels is not None:
+    label_list = parse_labels(labels)
+    if label_list is None and g.num_classes and targets.labels is not None:
         label_list = targets.labels.tolist()
         typer.echo("using the target source's labels as classes", err=True)
     common = {"space": space, "labels": label_list, "steps": steps, "lr": lr,
