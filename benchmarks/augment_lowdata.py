@@ -6,11 +6,13 @@ seeded subset of 1,000 MNIST training digits (``data_limit``); 8,000 steps are 5
 passes over the subset, long enough for D to memorize it. FID (shipped MNIST-classifier
 features) of 5,000 samples of the EMA generator against the 10,000 MNIST test digits is
 measured ``--evals`` times at even intervals (the run is resumed between them, which is
-exact). Configurations run side by side, one thread each. Prints a table and writes
-JSON.
+exact). Configurations run side by side, one thread each. With ``--keep DIR`` the run
+directories stay in DIR and a later call with more ``--steps`` continues them. Prints a
+table and writes JSON.
 
     .venv/bin/python benchmarks/augment_lowdata.py [--steps 8000] [--evals 4] [--seeds 0] \
-        [--configs none diffaugment ada] [--json benchmarks/results/augment_lowdata.json]
+        [--configs none diffaugment ada] [--d-width 32] [--keep DIR] \
+        [--json benchmarks/results/augment_lowdata.json]
 """
 
 from __future__ import annotations
@@ -38,28 +40,38 @@ def settings(steps: int, limit: int, g_width: int = 32, d_width: int = 32) -> di
             "progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 100}
 
 
-def run_config(job: tuple[str, int, int, int, int, int, int]) -> dict[str, Any]:
-    """Train one configuration, scoring FID ``evals`` times (a worker)."""
+def run_config(job: tuple[str, int, int, int, int, int, int, str | None]) -> dict[str, Any]:
+    """Train one configuration, scoring FID ``evals`` times (a worker). With ``keep`` the
+    run directory is kept there, and a run already in it is continued (exact resume)
+    and scored only at the steps it has not reached."""
     import torch
 
     import ganforge as gf
     from ganforge.metrics.evaluate import evaluate
+    from ganforge.train import rundir
 
-    name, seed, steps, limit, evals, g_width, d_width = job
+    name, seed, steps, limit, evals, g_width, d_width, keep = job
     torch.set_num_threads(1)
     cfg = {**settings(steps, limit, g_width, d_width), **CONFIGS[name], "seed": seed,
            "data_seed": seed}
     started, fids, logs = time.perf_counter(), {}, {}
     stops = eval_steps(steps, evals)
-    with tempfile.TemporaryDirectory() as out:
-        run = gf.train({**cfg, "steps": stops[0]}, out=out)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(keep or tmp) / f"{name}-seed{seed}-g{g_width}-d{d_width}"
+        done = max((step for step, _ in rundir.checkpoints(run_dir)), default=0) \
+            if rundir.is_run_dir(run_dir) else 0  # a kept run continues from there
         for stop in stops:
-            if stop > stops[0]:
-                run = gf.resume(run.dir, steps=stop)
-            result = evaluate(run.dir, real="mnist", split="test", metrics="fid", n=5000,
+            if stop <= done:
+                continue
+            if done == 0:
+                gf.train({**cfg, "steps": stop}, run_dir=run_dir)
+            else:
+                gf.resume(run_dir, steps=stop)
+            done = stop
+            result = evaluate(run_dir, real="mnist", split="test", metrics="fid", n=5000,
                               n_real=10_000, features="mnist", seed=seed)
             fids[str(stop)] = round(result["metrics"]["fid"], 3)
-            last = run.metrics[-1]
+            last = rundir.read_metrics(run_dir)[-1]
             logs[str(stop)] = {k: round(v, 4) for k, v in last.items()
                                if k in ("d_real", "d_fake", "augment_p", "ada_rt")}
     return {"config": name, "seed": seed, "steps": steps, "fid": fids, "last_logs": logs,
@@ -81,10 +93,12 @@ def main() -> None:
     parser.add_argument("--d-width", type=int, default=32)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--jobs", type=int, default=3)
+    parser.add_argument("--keep", default=None, help="keep the run directories here; runs "
+                        "already there are continued to --steps")
     parser.add_argument("--json", type=Path,
                         default=Path("benchmarks/results/augment_lowdata.json"))
     args = parser.parse_args()
-    jobs = [(c, s, args.steps, args.limit, args.evals, args.g_width, args.d_width)
+    jobs = [(c, s, args.steps, args.limit, args.evals, args.g_width, args.d_width, args.keep)
             for s in args.seeds for c in args.configs]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         rows = pool.map(run_config, jobs)
@@ -96,7 +110,7 @@ def main() -> None:
     for r in rows:
         last = r["last_logs"][stops[-1]]
         print(f"| {r['config']} | {r['seed']} | "
-              + " | ".join(f"{r['fid'][s]:.2f}" for s in stops)
+              + " | ".join(f"{r['fid'][s]:.2f}" if s in r["fid"] else "-" for s in stops)
               + f" | {min(r['fid'].values()):.2f} | {last.get('d_real', float('nan')):.2f} | "
               f"{last.get('augment_p', '-')} |")
     result = {"settings": settings(args.steps, args.limit, args.g_width, args.d_width),
