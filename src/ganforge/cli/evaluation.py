@@ -22,16 +22,24 @@ def _table(values: dict[str, float]) -> str:
                      for k, v in values.items())
 
 
-def _default_out(source: Path, result: dict[str, Any]) -> Path:
+def result_path(source: Path, result: dict[str, Any], kind: str = "eval",
+                detail: str = "") -> Path:
+    """Where a result JSON goes by default: RUN/eval/KIND-stepN-FEATURES[DETAIL].json, or
+    beside an exported file."""
     feats = re.sub(r"[^A-Za-z0-9_-]+", "-", result["meta"]["features"].split(":")[0])
-    feats += "-" + "+".join(result["meta"]["metrics"])
-    if result["meta"].get("truncation") is not None:
-        feats += f"-trunc{result['meta']['truncation']:g}"
     step = result["meta"].get("step")
     tag = f"step{int(step):08d}-" if isinstance(step, int) else ""
+    name = f"{kind}-{tag}{feats}{detail}.json"
     if source.is_dir():
-        return source / "eval" / f"eval-{tag}{feats}.json"
-    return source.with_name(f"{source.stem}.eval-{tag}{feats}.json")
+        return source / "eval" / name
+    return source.with_name(f"{source.stem}.{name}")
+
+
+def _default_out(source: Path, result: dict[str, Any]) -> Path:
+    detail = "-" + "+".join(result["meta"]["metrics"])
+    if result["meta"].get("truncation") is not None:
+        detail += f"-trunc{result['meta']['truncation']:g}"
+    return result_path(source, result, "eval", detail)
 
 
 @app.command("eval")

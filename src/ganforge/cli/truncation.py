@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ganforge.cli.evaluation import FEATURES_HELP, result_path
 from ganforge.cli.main import app, user_errors
-
-FEATURES_HELP = ("Feature extractor: auto (default: mnist/digits classifier for that data, "
-                 "identity for points, inception otherwise), inception, inception:PATH, "
-                 "mnist, digits, identity.")
-
-
-def _default_out(source: Path, result: dict[str, Any]) -> Path:
-    feats = re.sub(r"[^A-Za-z0-9_-]+", "-", result["meta"]["features"].split(":")[0])
-    step = result["meta"].get("step")
-    tag = f"step{int(step):08d}-" if isinstance(step, int) else ""
-    if source.is_dir():
-        return source / "eval" / f"truncation-{tag}{feats}.json"
-    return source.with_name(f"{source.stem}.truncation-{tag}{feats}.json")
 
 
 @app.command("truncation")
@@ -98,7 +85,7 @@ def truncation_cmd(
                               use_cache=cache, progress=progress,
                               options=MetricOptions(cas_epochs=cas_epochs, seed=seed),
                               on_row=report)
-    path = write_result(out or _default_out(source, result), result)
+    path = write_result(out or result_path(source, result, "truncation"), result)
     typer.echo(describe(result))
     typer.echo(format_table(result))
     typer.echo(f"wrote {path}")

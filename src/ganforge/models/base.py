@@ -10,6 +10,15 @@ from torch import nn
 from ganforge.errors import ConfigError
 
 
+def check_resolution(family: str, side: int, allowed: tuple[int, ...]) -> int:
+    """``side`` when the family supports it; a ValueError (shown by pydantic) otherwise."""
+    if side not in allowed:
+        raise ValueError(f"{family} supports square images of "
+                         f"{', '.join(map(str, allowed))} px; got {side}. Use "
+                         "--resolution 32 (or another listed size)")
+    return side
+
+
 def check_truncation(truncation: float | None) -> float | None:
     """``truncation`` as a float (None stays None); ConfigError unless positive and finite."""
     if truncation is None:

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from ganforge.config import StrictModel
-from ganforge.models.base import Generator, init_dcgan_weights
+from ganforge.models.base import Generator, check_resolution, init_dcgan_weights
 from ganforge.nn import ProjectionHead
 from ganforge.registry import ModelSpec, register_model
 
@@ -37,11 +37,7 @@ class DCGANArchitecture(StrictModel):
     @field_validator("resolution")
     @classmethod
     def _power_of_two(cls, v: int) -> int:
-        if v not in RESOLUTIONS:
-            raise ValueError(f"{cls.family} supports square images of "
-                             f"{', '.join(map(str, RESOLUTIONS))} px; got {v}. Use "
-                             "--resolution 32 (or 16, 64, 128)")
-        return v
+        return check_resolution(cls.family, v, RESOLUTIONS)
 
 
 class DCGANConfig(DCGANArchitecture):

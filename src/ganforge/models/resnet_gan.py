@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from ganforge.config import StrictModel
-from ganforge.models.base import Generator
+from ganforge.models.base import Generator, check_resolution
 from ganforge.nn import ProjectionHead
 from ganforge.nn.attention import SelfAttention2d
 from ganforge.nn.conditional_norm import ConditionalBatchNorm2d
@@ -71,11 +71,7 @@ class ResNetGANConfig(StrictModel):
     @field_validator("resolution")
     @classmethod
     def _power_of_two(cls, v: int) -> int:
-        if v not in RESOLUTIONS:
-            raise ValueError(f"{cls.family} supports square images of "
-                             f"{', '.join(map(str, RESOLUTIONS))} px; got {v}. Use "
-                             "--resolution 32 (or another listed size)")
-        return v
+        return check_resolution(cls.family, v, RESOLUTIONS)
 
     @model_validator(mode="after")
     def _consistent(self) -> ResNetGANConfig:

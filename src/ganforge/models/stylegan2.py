@@ -49,7 +49,7 @@ from torch import nn
 
 from ganforge.config import StrictModel
 from ganforge.errors import ConfigError
-from ganforge.models.base import Generator
+from ganforge.models.base import Generator, check_resolution
 from ganforge.nn import ProjectionHead
 from ganforge.nn.style import (
     EqualConv2d,
@@ -98,11 +98,7 @@ class StyleGAN2Config(StrictModel):
     @field_validator("resolution")
     @classmethod
     def _power_of_two(cls, v: int) -> int:
-        if v not in RESOLUTIONS:
-            raise ValueError(f"stylegan2 supports square images of "
-                             f"{', '.join(map(str, RESOLUTIONS))} px; got {v}. Use "
-                             "--resolution 32 (or another listed size)")
-        return v
+        return check_resolution("stylegan2", v, RESOLUTIONS)
 
     @model_validator(mode="after")
     def _consistent(self) -> StyleGAN2Config:
