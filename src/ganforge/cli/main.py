@@ -79,7 +79,7 @@ def train(
     model: Annotated[str | None, typer.Option(
         help="Model name (default dcgan); `ganforge models` lists them.")] = None,
     recipe: Annotated[str | None, typer.Option(
-        help="Training method: gan (default), egan or infogan.")] = None,
+        help="Training method: gan (default), egan, infogan or stylegan2.")] = None,
     steps: Annotated[int | None, typer.Option(help="Total training steps (default 2000).")] = None,
     out: Annotated[str | None, typer.Option(
         help="Folder that receives the run dir (default runs).")] = None,
