@@ -260,3 +260,21 @@ def test_eval_cli_truncation_is_recorded_and_kept_apart(run: Path) -> None:
     assert meta["truncation"] == 0.5
     fids = [json.loads(f.read_text())["metrics"]["fid"] for f in files]
     assert fids[0] != fids[1]
+
+
+def test_style_based_generators_read_truncation_as_psi() -> None:
+    """For stylegan2 the same argument is psi in W: 0 is valid (the average image, one
+    for every seed), and the sweep's default values are psi values, not z thresholds."""
+    from ganforge.metrics.truncation_sweep import default_thresholds
+
+    torch.manual_seed(0)
+    cfg = {"resolution": 16, "z_dim": 8, "w_dim": 8, "mapping_layers": 2}
+    g = LoadedGenerator(build_generator("stylegan2", cfg), "stylegan2", cfg, {})
+    a, b = g.sample(2, seed=0, truncation=0), g.sample(2, seed=1, truncation=0)
+    assert torch.equal(a[0], b[1])
+    assert not torch.equal(g.sample(2, seed=0), g.sample(2, seed=1))
+    assert parse_thresholds(default_thresholds("w"), "w")[-1] == 0.0
+    with pytest.raises(ConfigError, match="positive number"):
+        parse_thresholds("0", "z")
+    with pytest.raises(ConfigError, match=">= 0"):
+        g.sample(2, seed=0, truncation=-0.5)

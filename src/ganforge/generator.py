@@ -11,7 +11,7 @@ import torch
 
 from ganforge.checkpoint import read_generator_file
 from ganforge.errors import CheckpointError, ConfigError, GanforgeError
-from ganforge.models.base import Generator, check_truncation
+from ganforge.models.base import Generator, check_truncation, truncation_space
 from ganforge.registry import get_model
 
 EXPORT_NAME = "generator.safetensors"
@@ -85,15 +85,9 @@ class LoadedGenerator:
 
     def latents(self, n: int, generator: torch.Generator,
                 truncation: float | None = None) -> torch.Tensor:
-        """The module's latents for ``n`` samples, drawn on the CPU; ``truncation`` goes to
-        the module's ``sample_latents``, which gives it its meaning (z-space threshold for
-        the BigGAN trick; a style-based model may read it as psi in W space)."""
-        if truncation is None:
-            return self.module.sample_latents(n, generator=generator)
-        if not _accepts(self.module.sample_latents, "truncation"):
-            raise ConfigError(f"Generator '{self.model}' does not support truncation; drop "
-                              "--truncation (truncation=None).")
-        return self.module.sample_latents(n, generator=generator, truncation=truncation)
+        """The module's latents for ``n`` samples, drawn on the CPU (see
+        :func:`draw_latents`)."""
+        return draw_latents(self.module, n, generator, truncation, self.model)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, labels: LabelsArg = None,
@@ -110,7 +104,7 @@ class LoadedGenerator:
         """
         if n < 1:
             raise ConfigError(f"Number of samples must be at least 1, got {n}.")
-        truncation = check_truncation(truncation)
+        truncation = check_truncation(truncation, truncation_space(self.module))
         if generator is None:
             generator = torch.Generator()
             if seed is None:
@@ -120,7 +114,7 @@ class LoadedGenerator:
         y = self.make_labels(n, labels)
         z = self.latents(n, generator, truncation)
         extra = ({"truncation": truncation} if truncation is not None
-                 and _accepts(self.module.forward, "truncation") else {})
+                 and truncation_space(self.module) == "w" else {})
         out = []
         for i in range(0, n, batch_size):
             zb = z[i:i + batch_size].to(self.device)
@@ -131,6 +125,19 @@ class LoadedGenerator:
     def __repr__(self) -> str:
         return (f"LoadedGenerator(model={self.model!r}, kind={self.kind!r}, "
                 f"z_dim={self.z_dim}, num_classes={self.num_classes}, path={self.path})")
+
+
+def draw_latents(module: Generator, n: int, generator: torch.Generator,
+                 truncation: float | None = None, name: str = "") -> torch.Tensor:
+    """``n`` latents of ``module`` drawn on the CPU; ``truncation`` goes to its
+    ``sample_latents``, which gives it its meaning (a z threshold for the BigGAN trick; a
+    style-based model draws plain z and applies psi to w in ``forward``)."""
+    if truncation is None:
+        return module.sample_latents(n, generator=generator)
+    if not _accepts(module.sample_latents, "truncation"):
+        raise ConfigError(f"Generator '{name or type(module).__name__}' does not support "
+                          "truncation; drop --truncation (truncation=None).")
+    return module.sample_latents(n, generator=generator, truncation=truncation)
 
 
 def _accepts(fn: Any, name: str) -> bool:

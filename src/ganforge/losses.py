@@ -98,5 +98,5 @@ def orthogonal_penalty(weights: list[torch.Tensor]) -> torch.Tensor:
     for w in weights:
         m = w.flatten(1)
         gram = m @ m.T
-        total = total + (gram * (1 - torch.eye(gram.shape[0], device=m.device))).square().sum()
+        total = total + gram.square().sum() - gram.diagonal().square().sum()
     return total

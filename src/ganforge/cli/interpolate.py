@@ -90,7 +90,7 @@ def interpolate_cmd(
         check_mp4()
     if duration < 1:
         raise ConfigError(f"--duration must be at least 1 ms, got {duration}.")
-    check_truncation(truncation)
+    check_truncation(truncation, "w")  # a number >= 0; the model decides more
     label_list = parse_labels(labels)
     seed_list = parse_seeds(seeds, "--seeds", minimum=1 if vector else 2)
     vec = load_vector(vector) if vector is not None else None

@@ -174,7 +174,6 @@ def sample(
     from ganforge.checkpoint import atomic_write_bytes
     from ganforge.errors import ConfigError
     from ganforge.latent.interpolate import parse_labels
-    from ganforge.models.base import check_truncation
     from ganforge.train.run import pick_device
     from ganforge.visual import save_grid, save_images, save_scatter
 
@@ -182,7 +181,6 @@ def sample(
     if out.suffix not in ("", ".png", ".npz"):
         raise ConfigError(f"--out {out}: use a .png file (a grid), a .npz file (raw values) "
                           "or a folder name without a suffix (one PNG per image).")
-    check_truncation(truncation)  # before loading anything
     g = gf.load(source, device=pick_device(device))
     x = g.sample(n, seed=seed, labels=label_list, truncation=truncation)
     if out.suffix == ".npz":

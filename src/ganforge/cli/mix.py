@@ -43,7 +43,7 @@ def mix_cmd(
 
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out {out}: a style-mixing grid is written as a .png file.")
-    check_truncation(truncation)
+    check_truncation(truncation, "w")  # style mixing: psi in W
     src = parse_seeds(sources, "--sources")
     dst = parse_seeds(destinations, "--destinations")
     label_list = parse_labels(labels)

@@ -16,9 +16,10 @@ from ganforge.cli.main import app, user_errors
 def truncation_cmd(
     source: Annotated[Path, typer.Argument(metavar="RUN", help="Run directory or exported "
                                                                ".safetensors.")],
-    thresholds: Annotated[str, typer.Option(
-        help="Comma-separated thresholds T (latents kept within |z| <= T); none = no "
-             "truncation.")] = "none,2,1.5,1,0.75,0.5,0.25",
+    thresholds: Annotated[str | None, typer.Option(
+        help="Comma-separated thresholds T (latents kept within |z| <= T; for style-based "
+             "generators psi in W); none = no truncation. Default: none,2,1.5,1,0.75,0.5,"
+             "0.25 (psi: none,0.9,0.7,0.5,0.3,0).")] = None,
     metrics: Annotated[str, typer.Option(
         help="Comma-separated: fid, kid, is, pr, dc, cas, intra_fid, modes; auto (default): "
              "fid, is (when the features have logits), pr, and cas for conditional "
@@ -52,6 +53,7 @@ def truncation_cmd(
     from ganforge.generator import load, resolve_generator_path
     from ganforge.metrics.evaluate import MetricOptions, write_result
     from ganforge.metrics.truncation_sweep import (
+        default_thresholds,
         describe,
         format_table,
         label,
@@ -60,17 +62,19 @@ def truncation_cmd(
         truncation_sweep,
         write_markdown,
     )
+    from ganforge.models.base import truncation_space
     from ganforge.train.run import pick_device
     from ganforge.visual import save_grid
 
     resolve_generator_path(source)  # clear errors before any work
-    ts = parse_thresholds(thresholds)
     for path, suffix, flag in ((grid, ".png", "--grid"), (markdown, ".md", "--markdown"),
                                (out, ".json", "--out")):
         if path is not None and path.suffix.lower() != suffix:
             raise ConfigError(f"{flag} {path}: give a {suffix} file.")
     dev = str(pick_device(device))
     g = load(source, device=dev)
+    space = truncation_space(g.module)
+    ts = parse_thresholds(thresholds or default_thresholds(space), space)
     if grid is not None and g.kind != "image":
         raise ConfigError("--grid draws images; this generator makes points. Drop --grid.")
 

@@ -43,7 +43,7 @@ def vector_cmd(
 
     if out.suffix.lower() != ".safetensors":
         raise ConfigError(f"--out {out}: vectors are written as .safetensors files.")
-    check_truncation(truncation)
+    check_truncation(truncation, "w")  # a number >= 0; the model decides more
     g = gf.load(source, device=pick_device(device))
     sp = space or ("w" if is_style_based(g) else "z")
     if classifier is not None:

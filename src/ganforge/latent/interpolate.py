@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import inspect
 import io
 import os
 import tempfile
@@ -37,7 +36,8 @@ import torch
 
 from ganforge.checkpoint import atomic_write_bytes
 from ganforge.errors import ConfigError
-from ganforge.models.base import check_truncation
+from ganforge.generator import draw_latents
+from ganforge.models.base import check_truncation, truncation_space
 
 Space = Literal["z", "w"]
 Method = Literal["lerp", "slerp"]
@@ -151,45 +151,21 @@ def row_labels(G: Any, n: int, labels: LabelsArg) -> torch.Tensor | None:
     return t.repeat((n + t.numel() - 1) // t.numel())[:n]
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def latents_for_seeds(G: Any, seeds: Sequence[int], truncation: float | None = None
                       ) -> torch.Tensor:
     """Z latents (len(seeds), z_dim) on the CPU: row i is what ``G.sample(1, seed=seeds[i],
     truncation=truncation)`` draws (a z-space threshold for z-space generators; style-based
     ones draw plain z and apply psi in W)."""
-    m = module_of(G)
-    t = check_truncation(truncation)
-    rows = []
-    for s in seeds:
-        gen = torch.Generator().manual_seed(int(s))
-        if t is None:
-            rows.append(m.sample_latents(1, generator=gen))
-        elif _accepts(m.sample_latents, "truncation"):
-            rows.append(m.sample_latents(1, generator=gen, truncation=t))
-        else:
-            raise ConfigError(f"Generator '{model_name(G)}' does not support truncation; "
-                              "drop --truncation (truncation=None).")
-    return torch.cat(rows).float()
+    return torch.cat([latents_for_seed(G, 1, s, truncation) for s in seeds])
 
 
 def latents_for_seed(G: Any, n: int, seed: int, truncation: float | None = None
                      ) -> torch.Tensor:
     """The ``n`` Z latents ``G.sample(n, seed=seed, truncation=truncation)`` draws."""
     m = module_of(G)
-    t = check_truncation(truncation)
+    t = check_truncation(truncation, truncation_space(m))
     gen = torch.Generator().manual_seed(int(seed))
-    if t is None:
-        return m.sample_latents(n, generator=gen).float()
-    if not _accepts(m.sample_latents, "truncation"):
-        raise ConfigError(f"Generator '{model_name(G)}' does not support truncation; drop "
-                          "--truncation (truncation=None).")
-    return m.sample_latents(n, generator=gen, truncation=t).float()
+    return draw_latents(m, n, gen, t, model_name(G)).float()
 
 
 @contextlib.contextmanager
@@ -212,7 +188,7 @@ def _device(m: Any) -> torch.device:
 def to_w(G: Any, z: torch.Tensor, labels: torch.Tensor | None,
          truncation: float | None = None) -> torch.Tensor:
     """``G.mapping(z, labels, psi)``: ws (N, num_ws, w_dim) on the CPU, in batches."""
-    check_truncation(truncation)
+    check_truncation(truncation, "w")
     with evaluating(G) as m:
         dev = _device(m)
         out = []
@@ -226,7 +202,7 @@ def render(G: Any, latents: torch.Tensor, space: Space, labels: torch.Tensor | N
            truncation: float | None = None) -> torch.Tensor:
     """Outputs (N, ...) on the CPU for N latents: z (N, z_dim), given to ``forward`` as
     ``G.sample`` does, or ws (N, num_ws, w_dim) given to ``synthesis``."""
-    t = check_truncation(truncation)
+    t = check_truncation(truncation, truncation_space(module_of(G)))
     with evaluating(G) as m:
         dev = _device(m)
         out = []
@@ -236,8 +212,7 @@ def render(G: Any, latents: torch.Tensor, space: Space, labels: torch.Tensor | N
                 out.append(m.synthesis(x).float().cpu())
                 continue
             y = None if labels is None else labels[i:i + _BATCH].to(dev)
-            extra = {"truncation": t} if t is not None and _accepts(m.forward, "truncation") \
-                else {}
+            extra = {"truncation": t} if t is not None and truncation_space(m) == "w" else {}
             out.append(m(x, y, **extra).float().cpu())
     return torch.cat(out)
 

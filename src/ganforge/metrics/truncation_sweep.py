@@ -27,9 +27,15 @@ from ganforge.metrics.evaluate import (
     score_fake,
     write_result,
 )
-from ganforge.models.base import check_truncation
+from ganforge.models.base import check_truncation, truncation_space
 
-DEFAULT_THRESHOLDS = "none,2,1.5,1,0.75,0.5,0.25"
+DEFAULT_THRESHOLDS = "none,2,1.5,1,0.75,0.5,0.25"  # z thresholds (BigGAN's trick)
+DEFAULT_PSI = "none,0.9,0.7,0.5,0.3,0"  # psi values for style-based generators (W space)
+
+
+def default_thresholds(space: str) -> str:
+    """The default sweep for a generator's ``truncation_space``."""
+    return DEFAULT_PSI if space == "w" else DEFAULT_THRESHOLDS
 # table columns: result key -> header (only the keys a sweep computed are shown)
 COLUMNS: dict[str, str] = {
     "fid": "FID", "kid_mean": "KID", "is_mean": "IS", "precision": "precision",
@@ -40,8 +46,10 @@ COLUMNS: dict[str, str] = {
 Threshold = float | None
 
 
-def parse_thresholds(spec: str | Sequence[float | str | None]) -> list[Threshold]:
-    """``"none,2,1,0.5"`` or a list -> thresholds (None: no truncation), validated."""
+def parse_thresholds(spec: str | Sequence[float | str | None], space: str = "z"
+                     ) -> list[Threshold]:
+    """``"none,2,1,0.5"`` or a list -> thresholds (None: no truncation), validated for the
+    generator's ``truncation_space`` (z thresholds > 0; W psi >= 0)."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[Threshold] = []
     for item in items:
@@ -55,16 +63,16 @@ def parse_thresholds(spec: str | Sequence[float | str | None]) -> list[Threshold
                 t = float(raw)
             except (TypeError, ValueError):
                 raise ConfigError(f"Truncation threshold '{raw}' is not a number; give "
-                                  "comma-separated positive numbers or none, e.g. "
-                                  f"--thresholds {DEFAULT_THRESHOLDS}.") from None
-            t = check_truncation(t)
+                                  "comma-separated numbers or none, e.g. "
+                                  f"--thresholds {default_thresholds(space)}.") from None
+            t = check_truncation(t, space)
         if t in out:
             raise ConfigError(f"Truncation threshold {label(t)} is listed twice in "
                               f"--thresholds; give each once.")
         out.append(t)
     if not out:
         raise ConfigError(f"No truncation threshold given; e.g. --thresholds "
-                          f"{DEFAULT_THRESHOLDS}.")
+                          f"{default_thresholds(space)}.")
     return out
 
 
@@ -73,8 +81,8 @@ def label(t: Threshold) -> str:
     return "none" if t is None else f"{t:g}"
 
 
-def truncation_sweep(generator: Any, thresholds: str | Sequence[float | str | None]
-                     = DEFAULT_THRESHOLDS, real: str | None = None,
+def truncation_sweep(generator: Any, thresholds: str | Sequence[float | str | None] | None
+                     = None, real: str | None = None,
                      metrics: str | list[str] = "auto", n: int = 5000, features: str = "auto",
                      split: str | None = None, n_real: int | None = None, seed: int = 0,
                      device: str = "cpu", batch_size: int = 250, use_cache: bool = True,
@@ -84,7 +92,8 @@ def truncation_sweep(generator: Any, thresholds: str | Sequence[float | str | No
                      ) -> dict[str, Any]:
     """Evaluate ``generator`` at each truncation threshold (None: no truncation).
 
-    Arguments as :func:`ganforge.evaluate`; ``metrics="auto"`` means fid, is (when the
+    ``thresholds`` default to :func:`default_thresholds` of the generator's truncation
+    space. Other arguments as :func:`ganforge.evaluate`; ``metrics="auto"`` means fid, is (when the
     features have logits), pr, and cas for conditional generators. Real features are
     extracted once; every threshold draws ``n`` samples from the same ``seed``.
     Returns ``{"rows": [{"truncation", "metrics", "details", "fake", "timing_s"}, ...],
@@ -94,8 +103,10 @@ def truncation_sweep(generator: Any, thresholds: str | Sequence[float | str | No
     from ganforge.generator import LoadedGenerator, load
 
     started = time.perf_counter()
-    ts = parse_thresholds(thresholds)
     g = generator if isinstance(generator, LoadedGenerator) else load(generator, device)
+    space = truncation_space(g.module)
+    ts = parse_thresholds(default_thresholds(space) if thresholds is None else thresholds,
+                          space)
     for t in ts:  # an unsupported generator fails before any feature extraction
         if t is not None:
             g.latents(1, torch.Generator().manual_seed(0), t)
@@ -177,7 +188,7 @@ def truncation_grid(generator: Any, thresholds: str | Sequence[float | str | Non
                     per_row: int = 8, seed: int = 0) -> torch.Tensor:
     """Samples for a picture of the sweep: row ``i`` holds ``per_row`` samples at
     threshold ``i``, from the same latents in every row (images: R x C x H x W stacked)."""
-    ts = parse_thresholds(thresholds)
+    ts = parse_thresholds(thresholds, truncation_space(generator.module))
     if per_row < 1:
         raise ConfigError(f"Samples per row must be at least 1, got {per_row}.")
     labels = generator.make_labels(per_row, None)

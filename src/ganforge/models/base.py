@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -19,19 +20,32 @@ def check_resolution(family: str, side: int, allowed: tuple[int, ...]) -> int:
     return side
 
 
-def check_truncation(truncation: float | None) -> float | None:
-    """``truncation`` as a float (None stays None); ConfigError unless positive and finite."""
+def check_truncation(truncation: float | None, space: str = "z") -> float | None:
+    """``truncation`` as a float (None stays None), validated for the generator's
+    ``truncation_space``: in ``z`` a threshold T > 0 (latents kept within |z| <= T); in
+    ``w`` a psi >= 0 (w pulled towards w_avg: 1 = none, 0 = the average)."""
     if truncation is None:
         return None
     try:
         t = float(truncation)
     except (TypeError, ValueError):
         t = math.nan
+    if space == "w":
+        if not (math.isfinite(t) and t >= 0) or isinstance(truncation, bool):
+            raise ConfigError(f"Truncation psi must be a finite number >= 0 (w is pulled "
+                              f"towards the average w: 1 = none, 0 = the average image), got "
+                              f"{truncation!r}. Typical values are 0.5 to 0.9.")
+        return t
     if not (math.isfinite(t) and t > 0) or isinstance(truncation, bool):
         raise ConfigError(f"Truncation threshold must be a positive number (latents are "
                           f"kept within |z| <= T), got {truncation!r}; leave it out (None) "
                           "for no truncation. Typical values are 0.25 to 2.")
     return t
+
+
+def truncation_space(module: object) -> str:
+    """Where ``truncation`` acts for ``module``: "z" unless it says "w" (style-based)."""
+    return getattr(module, "truncation_space", "z")
 
 
 def truncate_latents(z: torch.Tensor, truncation: float) -> torch.Tensor:
@@ -61,6 +75,9 @@ class Generator(nn.Module):
     num_classes: int | None
     sample_shape: tuple[int, ...]
     kind: str
+    # where ``truncation`` acts: "z" (a threshold on the latents, drawn by sample_latents)
+    # or "w" (psi towards w_avg, applied by a style-based forward)
+    truncation_space: ClassVar[str] = "z"
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None,
                        device: torch.device | str | None = None,

@@ -48,8 +48,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from ganforge.config import StrictModel
-from ganforge.errors import ConfigError
-from ganforge.models.base import Generator, check_resolution
+from ganforge.models.base import Generator, check_resolution, check_truncation
 from ganforge.nn import ProjectionHead
 from ganforge.nn.style import (
     EqualConv2d,
@@ -118,19 +117,6 @@ def _log2(res: int) -> int:
     return res.bit_length() - 1
 
 
-def _psi(truncation: float | None) -> float | None:
-    if truncation is None:
-        return None
-    try:
-        psi = float(truncation)
-    except (TypeError, ValueError):
-        psi = math.nan
-    if isinstance(truncation, bool) or not math.isfinite(psi):
-        raise ConfigError(f"truncation psi must be a finite number (1 = no truncation, 0 = "
-                          f"the average w), got {truncation!r}")
-    return psi
-
-
 class MappingNetwork(nn.Module):
     """z (+ class) -> w, broadcast to ``num_ws`` copies, with optional truncation."""
 
@@ -159,7 +145,7 @@ class MappingNetwork(nn.Module):
             with torch.no_grad():
                 self.w_avg.lerp_(w.detach().float().mean(dim=0), 1.0 - self.w_avg_beta)
         ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
-        psi = _psi(truncation)
+        psi = check_truncation(truncation, "w")
         if psi is not None and psi != 1.0:
             cut = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
             avg = self.w_avg.to(ws.dtype)
@@ -254,6 +240,7 @@ class StyleGAN2Generator(Generator):
     """Mapping + synthesis; ``forward(z, labels, truncation, truncation_cutoff, noise_mode)``."""
 
     kind = "image"
+    truncation_space = "w"  # psi, applied in forward; sample_latents draws plain z
 
     def __init__(self, cfg: StyleGAN2Config) -> None:
         super().__init__()

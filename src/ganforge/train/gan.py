@@ -84,6 +84,7 @@ class GANRecipe:
         self.opt_g = make_adam(self.G, config.g_optim)
         self.opt_d = make_adam(self.D, config.d_optim)
         self.ema = EMA(self.G, config.ema_decay, config.ema_start)
+        self.ortho_params = ortho_weights(self.G) if config.ortho_reg > 0 else []
         self.amp = Precision(config, device)
         self.g_run = wrap_for_training(self.G, config, self.dist, device)
         self.d_run = wrap_for_training(self._d_inputs_module(), config, self.dist, device)
@@ -215,7 +216,7 @@ class GANRecipe:
             with self.amp.autocast():
                 loss_g = self._g_loss(fake, y, logs)
             if self.cfg.ortho_reg > 0:
-                ortho = orthogonal_penalty(ortho_weights(self.G))
+                ortho = orthogonal_penalty(self.ortho_params)
                 logs["ortho"] = ortho.detach()
                 loss_g = loss_g + self.cfg.ortho_reg * ortho
             self._update("G", self.opt_g, self.G, loss_g, step, logs)

@@ -19,7 +19,8 @@ from torch import nn
 
 def path_length_penalty(G: nn.Module | Callable[[torch.Tensor], torch.Tensor],
                         ws: torch.Tensor, pl_mean: torch.Tensor | float,
-                        decay: float = 0.01, generator: torch.Generator | None = None
+                        decay: float = 0.01, generator: torch.Generator | None = None,
+                        noise: torch.Tensor | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """The path-length penalty of ``G`` at ``ws`` and the updated running mean length.
 
@@ -29,15 +30,20 @@ def path_length_penalty(G: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     ``G.mapping`` to regularize the mapping network too, as the paper does).
     ``pl_mean``: the running mean of the lengths; it moves ``decay`` of the way to this
     batch's mean (0.01 in the paper) before the penalty is taken. ``generator`` draws the
-    random images ``y``. Returns ``(penalty, new_pl_mean)``; the mean is detached.
+    random images ``y``, unless ``noise`` (shaped like the images) is given. Returns
+    ``(penalty, new_pl_mean)``; the mean is detached.
     """
     synthesis = getattr(G, "synthesis", G)
     if not ws.requires_grad:
         ws = ws.detach().requires_grad_(True)
     img = synthesis(ws)
-    y = torch.randn_like(img) if generator is None else torch.randn(
-        img.shape, generator=generator, dtype=img.dtype, device=generator.device
-    ).to(img.device)
+    if noise is not None:
+        y = noise.to(img.device, img.dtype)
+    elif generator is None:
+        y = torch.randn_like(img)
+    else:
+        y = torch.randn(img.shape, generator=generator, dtype=img.dtype,
+                        device=generator.device).to(img.device)
     y = y / math.sqrt(img.shape[2] * img.shape[3] if img.dim() == 4 else img[0].numel())
     (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
     sq = grad.square().sum(dim=-1)

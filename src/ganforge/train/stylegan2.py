@@ -43,7 +43,7 @@ from ganforge.losses import orthogonal_penalty, r1_penalty
 from ganforge.registry import ModelSpec
 from ganforge.train.acceleration import to_layout, wrap_for_training
 from ganforge.train.distributed import Dist
-from ganforge.train.gan import GANRecipe, ortho_weights
+from ganforge.train.gan import GANRecipe
 from ganforge.train.stream import DataStream
 from ganforge.train.style_losses import path_length_penalty
 
@@ -170,8 +170,12 @@ class StyleGAN2Recipe(GANRecipe):
             assert w is ws  # wrapped call above (DDP); the penalty differentiates it
             return img
 
+        # the global batch's noise, each rank keeping its slice (the RNG then advances
+        # alike for any number of processes, as every other draw of the recipe)
+        noise = self.dist.shard(torch.randn((n * self.dist.world, *img.shape[1:]),
+                                            generator=self.rng))
         penalty, new_mean = path_length_penalty(synthesized, ws, self.pl_mean,
-                                                self.sg.pl_decay, self.rng)
+                                                self.sg.pl_decay, noise=noise)
         loss = self.sg.pl_weight * self.sg.pl_interval * penalty + 0 * img.sum()
         scratch: dict[str, torch.Tensor] = {}
         self._update("G", self.opt_g, self.G, loss, step, scratch)
@@ -200,7 +204,7 @@ class StyleGAN2Recipe(GANRecipe):
             with self.amp.autocast():
                 loss_g = self._g_loss(fake, y, logs)
             if cfg.ortho_reg > 0:
-                ortho = orthogonal_penalty(ortho_weights(self.G))
+                ortho = orthogonal_penalty(self.ortho_params)
                 logs["ortho"] = ortho.detach()
                 loss_g = loss_g + cfg.ortho_reg * ortho
             self._update("G", self.opt_g, self.G, loss_g, step, logs)
