@@ -86,7 +86,10 @@ class GANRecipe:
         self.ema = EMA(self.G, config.ema_decay, config.ema_start)
         self.ortho_params = ortho_weights(self.G) if config.ortho_reg > 0 else []
         self.amp = Precision(config, device)
-        self.g_run = wrap_for_training(self.G, config, self.dist, device)
+        # DiffAugment / ADA of every batch D judges (None when augment.kind is none)
+        self.augment = build_augmenter(config, self.dist.rank, self.dist.world,
+                                       self.dist.mean)
+        self.g_run = wrap_for_training(self._g_forward_module(), config, self.dist, device)
         self.d_run = wrap_for_training(self._d_inputs_module(), config, self.dist, device)
         # the G step's pass through D updates no D weights, so it needs no DDP wrapper
         self.d_judge = torch.compile(self.D) if config.compile else self.D
@@ -94,11 +97,12 @@ class GANRecipe:
         # run) does not depend on the device; each draw covers the global batch and every
         # rank keeps its slice, so ranks differ and the run does not depend on their number
         self.rng = torch.Generator().manual_seed(config.seed + 1)
-        # DiffAugment / ADA of every batch D judges (None when augment.kind is none)
-        self.augment = build_augmenter(config, self.dist.rank, self.dist.world,
-                                       self.dist.mean)
 
     # ---------------------------------------------------------------- hooks
+    def _g_forward_module(self) -> nn.Module:
+        """The module every training-step G call goes through (DDP-wrapped)."""
+        return self.G
+
     def _d_inputs_module(self) -> nn.Module:
         """The module the D step calls once on all its input batches (DDP-wrapped)."""
         return MultiInput(self.D)

@@ -103,7 +103,7 @@ class InfoGANRecipe(GANRecipe):
         self._q: QOutputs | None = None  # Q's predictions for that batch, from the D step
 
     def _d_inputs_module(self) -> nn.Module:
-        return InfoInputs(self.D, q_last=self.cfg.augment.kind != "none")
+        return InfoInputs(self.D, q_last=self.augment is not None)
 
     def _d_extra_inputs(self, fake: torch.Tensor) -> list[torch.Tensor]:
         # augmented runs: Q reads the codes from the un-augmented fakes

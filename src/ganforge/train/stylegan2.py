@@ -41,7 +41,7 @@ from ganforge.config import RunConfig
 from ganforge.errors import ConfigError
 from ganforge.losses import orthogonal_penalty, r1_penalty
 from ganforge.registry import ModelSpec
-from ganforge.train.acceleration import to_layout, wrap_for_training
+from ganforge.train.acceleration import to_layout
 from ganforge.train.distributed import Dist
 from ganforge.train.gan import GANRecipe
 from ganforge.train.stream import DataStream
@@ -122,11 +122,13 @@ class StyleGAN2Recipe(GANRecipe):
         if not all(hasattr(self.G, a) for a in ("mapping", "synthesis", "num_ws")):
             raise ConfigError(f"The stylegan2 recipe needs G.mapping, G.synthesis and "
                               f"G.num_ws; model '{spec.name}' lacks them. Use --recipe gan.")
-        # every G forward goes through mapping + mixing + synthesis in one wrapped call
-        self.g_run = wrap_for_training(StyleForward(self.G), self.cfg, self.dist, device)
         self.pl_mean = torch.zeros((), device=device)
 
     # ---------------------------------------------------------------- generation
+    def _g_forward_module(self) -> nn.Module:
+        """Every G forward goes through mapping + mixing + synthesis in one wrapped call."""
+        return StyleForward(self.G)
+
     def _mixing(self, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Second latents and per-sample crossover layers (``num_ws``: no mixing) for a
         batch of ``n`` per rank; drawn for the global batch, like the latents."""
