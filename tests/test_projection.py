@@ -300,3 +300,9 @@ def test_cli_project_super_resolve_and_inpaint(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "draw the mask at that size" in res.output
     res = _cli("project", str(gen), "--target", str(npz), "--space", "w+")
     assert res.exit_code == 2 and "style-based" in res.output
+
+
+def test_points_generators_are_refused() -> None:
+    g = build_generator("mlp", {"data_dim": 2, "z_dim": 4})
+    with pytest.raises(ConfigError, match="makes points"):
+        project(g, torch.zeros(3, 2), steps=1)

@@ -520,9 +520,9 @@ def project(G: Any, target: torch.Tensor, *, space: Space = "z",
     module = _module(G)
     name = _name(G, module)
     _check_space(space, module, name)
-    if getattr(module, "kind", "image") != "image" and (features or mask is not None):
-        raise ConfigError("Masks and feature losses apply to images; this generator makes "
-                          "points. Drop them.")
+    if getattr(module, "kind", "image") != "image":
+        raise ConfigError(f"Projection matches images; '{name}' makes points. Project the "
+                          "run of an image model.")
     if steps < 0 or restarts < 1 or batch_size < 1:
         raise ConfigError(f"Need steps >= 0, restarts >= 1 and batch_size >= 1; got "
                           f"{steps}, {restarts}, {batch_size}.")
@@ -731,6 +731,8 @@ def load_targets(target: str, shape: Sequence[int], split: str | None = None) ->
                             f"{exc}); give a PNG, JPEG or WebP file.") from None
         img = convert_channels(torch.from_numpy(arr.copy()).permute(2, 0, 1)[None], c)
         x, labels, spec = img.float().div(127.5).sub(1.0), None, str(path)
+        pick = parse_range(picks, 1) if picks is not None else None
+        x = x if pick is None else x[pick]
     else:
         spec = spec_for(text)
         kind, _ = parse_spec(spec)
@@ -741,12 +743,11 @@ def load_targets(target: str, shape: Sequence[int], split: str | None = None) ->
                              split=split or ("test" if kind == "mnist" else "all"))
         if bundle.kind != "image":
             raise DataError(f"--target {target!r} holds points, not images.")
-        x, labels = bundle.batch(torch.arange(len(bundle)))
-    index = list(range(len(x)))
-    if picks is not None:
-        index = parse_range(picks, len(x))
-        x = x[index]
-        labels = None if labels is None else labels[index]
+        # only the picked images are converted to float (a source can be large)
+        pick = parse_range(picks, len(bundle)) if picks is not None else None
+        x, labels = bundle.batch(torch.as_tensor(pick if pick is not None
+                                                 else range(len(bundle))))
+    index = pick if pick is not None else list(range(len(x)))
     if tuple(x.shape[1:]) != (c, h, w):
         raise DataError(f"--target {target!r} gives {x.shape[1]}-channel images; this "
                         f"generator makes {c} channel(s). Convert the images first.")
