@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -435,20 +434,13 @@ def save_mp4(path: str | Path, frames: torch.Tensor, fps: float = 10.0,
         h, w = a.shape[:2]  # yuv420p needs even sides
         arrays.append(np.pad(a, ((0, h % 2), (0, w % 2), (0, 0))))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-    os.close(fd)
-    try:
+    with tempfile.TemporaryDirectory() as scratch:  # the encoder wants a file name
+        tmp = Path(scratch) / "video.mp4"
         with iio.get_writer(tmp, format="FFMPEG", mode="I", fps=float(fps), codec="libx264",
                             pixelformat="yuv420p", macro_block_size=1) as writer:
             for a in arrays:
                 writer.append_data(np.ascontiguousarray(a))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write_bytes(path, tmp.read_bytes())  # the project's one atomic write
     return path
 
 
