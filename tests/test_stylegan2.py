@@ -269,7 +269,7 @@ def test_minibatch_stddev_and_double_backward_through_d() -> None:
     grad.square().sum().backward()  # R1 needs the second derivative
     grads = [p.grad for p in d.parameters() if p.grad is not None]
     assert all(torch.isfinite(gr).all() for gr in grads)
-    assert d.from_rgb.weight.grad.abs().sum() > 0 and d.head.embed.weight.grad.abs().sum() > 0
+    assert d.from_rgb.weight.grad.abs().sum() > 0 and d.epilogue.head.embed.weight.grad.abs().sum() > 0
 
 
 def test_export_round_trip_rebuilds_an_identical_generator(tmp_path: Path) -> None:

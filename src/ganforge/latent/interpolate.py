@@ -69,7 +69,7 @@ def require_style_based(G: Any, what: str, fix: str) -> Any:
     """The module of ``G`` if it is style-based, else a ConfigError naming ``fix``."""
     if not is_style_based(G):
         raise ConfigError(f"{what} needs a style-based generator (a mapping network to W and "
-                          f"a synthesis network, e.g. --model stylegan2); '{model_name(G)}' "
+                          f"a synthesis network: --model stylegan or stylegan2); '{model_name(G)}' "
                           f"maps z straight to its output. {fix}")
     return module_of(G)
 

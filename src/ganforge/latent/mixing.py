@@ -47,8 +47,8 @@ class StyleMix(NamedTuple):
 def band_layers(G: Any, band: BandArg) -> list[int]:
     """The ws indices of ``band``: a name from ``layer_ranges()``, ``"LO-HI"`` ws indices,
     ``"LO-HIpx"`` resolutions (inclusive), a single index ``"5"`` or a list of indices."""
-    m = require_style_based(G, "Style mixing", "Mixing needs a stylegan2 run; for other "
-                            "generators use interpolation or attribute vectors.")
+    m = require_style_based(G, "Style mixing", "Mixing needs a stylegan or stylegan2 run; "
+                            "for other generators use interpolation or attribute vectors.")
     num_ws = int(m.num_ws)
     ranges: dict[str, list[int]] = m.layer_ranges()
     hint = (f"use {', '.join(n for n, r in ranges.items() if r)}, ws indices LO-HI within "
@@ -95,8 +95,8 @@ def style_mix(G: Any, sources: Sequence[int] | str, destinations: Sequence[int] 
     """Mix the styles of seeded sources into seeded destinations (see the module doc).
     Labels (conditional generators): one per source / destination, default class 0;
     ``truncation`` is psi, applied to both before mixing."""
-    m = require_style_based(G, "Style mixing", "Mixing needs a stylegan2 run; for other "
-                            "generators use interpolation or attribute vectors.")
+    m = require_style_based(G, "Style mixing", "Mixing needs a stylegan or stylegan2 run; "
+                            "for other generators use interpolation or attribute vectors.")
     src = parse_seeds(sources, "sources")
     dst = parse_seeds(destinations, "destinations")
     layers = band_layers(G, band)

@@ -7,6 +7,7 @@ from ganforge.models import (  # noqa: F401  (registration side effect)
     mlp,
     sagan,
     sngan,
+    stylegan,
     stylegan2,
 )
 from ganforge.models.base import Generator

@@ -16,6 +16,7 @@ from torch import nn
 
 from ganforge.config import RunConfig
 from ganforge.errors import ConfigError
+from ganforge.models.progressive import growing
 from ganforge.train.distributed import Dist
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -120,8 +121,10 @@ def wrap_for_training(module: nn.Module, config: RunConfig, dist: Dist,
     wrapped: Any = module
     if dist.enabled:
         ids = [device.index] if device.type == "cuda" else None
-        wrapped = nn.parallel.DistributedDataParallel(module, device_ids=ids,
-                                                      forward_sync_buffers=False)
+        # a growing network leaves the layers above its working resolution unused
+        wrapped = nn.parallel.DistributedDataParallel(
+            module, device_ids=ids, forward_sync_buffers=False,
+            find_unused_parameters=growing(module) is not None)
     if config.compile:
         wrapped = torch.compile(wrapped)
     return wrapped

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from ganforge.config import RunConfig
 from ganforge.errors import ConfigError
 from ganforge.losses import d_loss, mutation_loss
+from ganforge.models.progressive import set_lod
 from ganforge.registry import ModelSpec
 from ganforge.train.distributed import Dist
 from ganforge.train.gan import GANRecipe, lr_factor
@@ -88,12 +89,19 @@ class EGANRecipe(GANRecipe):
 
     def _restore(self, snap: tuple[dict[str, Any], dict[str, Any]]) -> None:
         """Make G and its Adam state those of ``snap``, with this step's settings."""
-        self.G.load_state_dict(snap[0])
+        self._load_g(snap[0])
         self.opt_g.load_state_dict(clone_tree(snap[1]))
         g = self.cfg.g_optim
         for group in self.opt_g.param_groups:
             group.update(lr=g.lr * lr_factor(self.cfg.lr_schedule, self._step, self.cfg.steps),
                          betas=g.betas, eps=g.eps, weight_decay=g.weight_decay)
+
+    def _load_g(self, state: dict[str, Any]) -> None:
+        """G's weights from ``state``, at this step's level of detail (a parent kept from
+        an earlier step carries its own)."""
+        self.G.load_state_dict(state)
+        if self.grower is not None:
+            set_lod(self.lod, self.G)
 
     def _parent_fakes(self, n: int, y: torch.Tensor | None,
                       parents: list[tuple[dict[str, Any], dict[str, Any]]]) -> torch.Tensor:
@@ -108,9 +116,9 @@ class EGANRecipe(GANRecipe):
         with torch.no_grad(), self.amp.autocast():
             for idx, state in zip(chunks, [None, *[p[0] for p in parents]], strict=True):
                 if state is not None:
-                    self.G.load_state_dict(state)
+                    self._load_g(state)
                 out.append(self.g_run(z[idx], None if y is None else y[idx]))
-        self.G.load_state_dict(snap)
+        self._load_g(snap)
         return torch.cat(out)
 
     # ---------------------------------------------------------------- fitness
@@ -146,7 +154,7 @@ class EGANRecipe(GANRecipe):
     # ---------------------------------------------------------------- one step
     def train_step(self, step: int, stream: DataStream) -> dict[str, torch.Tensor]:
         self._step = step
-        self._set_lr(step)
+        self._begin_step(step)
         self.G.train()
         self.D.train()
         for _ in range(self.cfg.n_critic):
@@ -196,7 +204,7 @@ class EGANRecipe(GANRecipe):
             logs[f"survivor_{mutation}"] = torch.tensor(float(best[3] == mutation))
         self.dist.average_buffers(self.G, self.D)
         self.ema.update(self.G, step)
-        return {k: v.detach() for k, v in logs.items()}
+        return {k: v.detach() for k, v in (logs | self._growth_logs()).items()}
 
     def step_record(self) -> dict[str, Any]:
         """The surviving mutations (best first), their fitness and every child's, for

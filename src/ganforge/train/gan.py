@@ -21,6 +21,7 @@ from ganforge.losses import (
     unit_gradient_penalty,
 )
 from ganforge.models.packing import build_discriminator
+from ganforge.models.progressive import growing, set_lod
 from ganforge.registry import ModelSpec
 from ganforge.train.acceleration import (
     MultiInput,
@@ -85,6 +86,9 @@ class GANRecipe:
         self.opt_d = make_adam(self.D, config.d_optim)
         self.ema = EMA(self.G, config.ema_decay, config.ema_start)
         self.ortho_params = ortho_weights(self.G) if config.ortho_reg > 0 else []
+        # progressive growing: the network whose schedule sets G's and D's level of detail
+        self.grower = growing(self.G)
+        self.lod = 0.0
         self.amp = Precision(config, device)
         # DiffAugment / ADA of every batch D judges (None when augment.kind is none)
         self.augment = build_augmenter(config, self.dist.rank, self.dist.world,
@@ -197,14 +201,19 @@ class GANRecipe:
         logs["d_real"], logs["d_fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
         return {k: v.detach() for k, v in logs.items()}
 
-    def _set_lr(self, step: int) -> None:
+    def _begin_step(self, step: int) -> None:
+        """What depends on the step alone: the learning rates and, when the networks
+        grow, their level of detail (from the images shown before this step)."""
         factor = lr_factor(self.cfg.lr_schedule, step, self.cfg.steps)
         for opt, base in ((self.opt_g, self.cfg.g_optim.lr), (self.opt_d, self.cfg.d_optim.lr)):
             for group in opt.param_groups:
                 group["lr"] = base * factor
+        if self.grower is not None:
+            self.lod = self.grower.scheduled_lod(step * self.cfg.batch_size)
+            set_lod(self.lod, self.G, self.D)
 
     def train_step(self, step: int, stream: DataStream) -> dict[str, torch.Tensor]:
-        self._set_lr(step)
+        self._begin_step(step)
         self.G.train()
         self.D.train()
         for i in range(self.cfg.n_critic):
@@ -229,7 +238,11 @@ class GANRecipe:
         logs["loss_g"] = loss_g.detach()
         self.dist.average_buffers(self.G, self.D)
         self.ema.update(self.G, step)
-        return logs
+        return logs | self._growth_logs()
+
+    def _growth_logs(self) -> dict[str, torch.Tensor]:
+        """``lod`` while the networks grow (0 = full resolution)."""
+        return {"lod": torch.tensor(self.lod)} if self.grower is not None else {}
 
     # ---------------------------------------------------------------- export
     @torch.no_grad()

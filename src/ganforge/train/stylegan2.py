@@ -107,8 +107,8 @@ class StyleGAN2Recipe(GANRecipe):
         if not all(hasattr(spec.build_generator, a) for a in _STYLE_API):
             raise ConfigError(f"The stylegan2 recipe needs a style-based generator (a mapping "
                               f"network to W and a synthesis network fed per-layer ws); model "
-                              f"'{spec.name}' is not one. Use --model stylegan2, or train "
-                              f"'{spec.name}' with --recipe gan.")
+                              f"'{spec.name}' is not one. Use --model stylegan2 (or stylegan), "
+                              f"or train '{spec.name}' with --recipe gan.")
         sg = config.stylegan2
         if sg.pl_weight > 0 and config.batch_size // sg.pl_batch_shrink < 1:
             raise ConfigError(f"stylegan2.pl_batch_shrink {sg.pl_batch_shrink} leaves no "
@@ -187,7 +187,7 @@ class StyleGAN2Recipe(GANRecipe):
     # ---------------------------------------------------------------- one step
     def train_step(self, step: int, stream: DataStream) -> dict[str, torch.Tensor]:
         cfg, sg = self.cfg, self.sg
-        self._set_lr(step)
+        self._begin_step(step)
         self.G.train()
         self.D.train()
         extra: dict[str, torch.Tensor] = {}
@@ -218,7 +218,7 @@ class StyleGAN2Recipe(GANRecipe):
             self.D.requires_grad_(True)
         self.dist.average_buffers(self.G, self.D)
         self.ema.update(self.G, step)
-        return {k: v.detach() for k, v in (logs | extra).items()}
+        return {k: v.detach() for k, v in (logs | extra | self._growth_logs()).items()}
 
     # ---------------------------------------------------------------- export
     @torch.no_grad()
