@@ -11,7 +11,8 @@ directories stay in DIR and a later call with more ``--steps`` continues them. P
 table and writes JSON.
 
     .venv/bin/python benchmarks/augment_lowdata.py [--steps 8000] [--evals 4] [--seeds 0] \
-        [--configs none diffaugment ada] [--d-width 32] [--keep DIR] \
+        [--configs none diffaugment ada ada-noflip] [--d-width 32] [--precision bf16] \
+        [--keep DIR] \
         [--json benchmarks/results/augment_lowdata.json]
 """
 
@@ -29,18 +30,23 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "none": {},
     "diffaugment": {"augment": {"kind": "diffaugment"}},
     "ada": {"augment": {"kind": "ada"}},
+    # ADA without the ops that turn a digit into a non-digit (mirror, quarter turns)
+    "ada-noflip": {"augment": {"kind": "ada", "ada_ops": [
+        "translate", "scale", "rotate", "aniso", "fraction", "brightness", "contrast"]}},
 }
 
 
-def settings(steps: int, limit: int, g_width: int = 32, d_width: int = 32) -> dict[str, Any]:
+def settings(steps: int, limit: int, g_width: int = 32, d_width: int = 32,
+             precision: str = "fp32") -> dict[str, Any]:
     """Everything but the augmentation."""
     return {"data": "mnist", "split": "train", "data_limit": limit, "model": "dcgan",
-            "resolution": 32, "steps": steps, "batch_size": 64,
+            "resolution": 32, "steps": steps, "batch_size": 64, "precision": precision,
             "model_options": {"g_width": g_width, "d_width": d_width},
             "progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 100}
 
 
-def run_config(job: tuple[str, int, int, int, int, int, int, str | None]) -> dict[str, Any]:
+def run_config(job: tuple[str, int, int, int, int, int, int, str, str | None]
+               ) -> dict[str, Any]:
     """Train one configuration, scoring FID ``evals`` times (a worker). With ``keep`` the
     run directory is kept there, and a run already in it is continued (exact resume)
     and scored only at the steps it has not reached."""
@@ -50,14 +56,14 @@ def run_config(job: tuple[str, int, int, int, int, int, int, str | None]) -> dic
     from ganforge.metrics.evaluate import evaluate
     from ganforge.train import rundir
 
-    name, seed, steps, limit, evals, g_width, d_width, keep = job
+    name, seed, steps, limit, evals, g_width, d_width, precision, keep = job
     torch.set_num_threads(1)
-    cfg = {**settings(steps, limit, g_width, d_width), **CONFIGS[name], "seed": seed,
+    cfg = {**settings(steps, limit, g_width, d_width, precision), **CONFIGS[name], "seed": seed,
            "data_seed": seed}
     started, fids, logs = time.perf_counter(), {}, {}
     stops = eval_steps(steps, evals)
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(keep or tmp) / f"{name}-seed{seed}-g{g_width}-d{d_width}"
+        run_dir = Path(keep or tmp) / f"{name}-seed{seed}-g{g_width}-d{d_width}-{precision}"
         done = max((step for step, _ in rundir.checkpoints(run_dir)), default=0) \
             if rundir.is_run_dir(run_dir) else 0  # a kept run continues from there
         for stop in stops:
@@ -91,14 +97,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--g-width", type=int, default=32)
     parser.add_argument("--d-width", type=int, default=32)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--configs", nargs="+", default=["none", "diffaugment", "ada"],
+                        choices=list(CONFIGS))
     parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--keep", default=None, help="keep the run directories here; runs "
                         "already there are continued to --steps")
     parser.add_argument("--json", type=Path,
                         default=Path("benchmarks/results/augment_lowdata.json"))
     args = parser.parse_args()
-    jobs = [(c, s, args.steps, args.limit, args.evals, args.g_width, args.d_width, args.keep)
+    jobs = [(c, s, args.steps, args.limit, args.evals, args.g_width, args.d_width,
+             args.precision, args.keep)
             for s in args.seeds for c in args.configs]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         rows = pool.map(run_config, jobs)
@@ -113,7 +122,8 @@ def main() -> None:
               + " | ".join(f"{r['fid'][s]:.2f}" if s in r["fid"] else "-" for s in stops)
               + f" | {min(r['fid'].values()):.2f} | {last.get('d_real', float('nan')):.2f} | "
               f"{last.get('augment_p', '-')} |")
-    result = {"settings": settings(args.steps, args.limit, args.g_width, args.d_width),
+    result = {"settings": settings(args.steps, args.limit, args.g_width, args.d_width,
+                                   args.precision),
               "configs": CONFIGS, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
