@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -33,6 +33,33 @@ def resolve_generator_path(path: str | Path) -> Path:
                                   "at the first checkpoint. Wait for one or pass a file.")
         return f
     return p
+
+
+def expand_labels(num_classes: int | None, n: int, labels: LabelsArg,
+                  default: Literal["cycle", "zero", "required"] = "cycle",
+                  required_hint: str = "") -> torch.Tensor | None:
+    """``n`` class labels for a generator with ``num_classes`` (None: unconditional, which
+    takes no labels): an int, or a list tiled cyclically to ``n``. Without labels a
+    conditional generator gets the classes in turn (``cycle``), class 0 (``zero``), or a
+    ConfigError that says ``required_hint`` (``required``)."""
+    if num_classes is None:
+        if labels is not None:
+            raise ConfigError("This generator is unconditional; drop the labels.")
+        return None
+    if labels is None:
+        if default == "required":
+            raise ConfigError(f"This generator is class-conditional ({num_classes} classes): "
+                              f"{required_hint or 'give labels.'}")
+        return torch.arange(n) % num_classes if default == "cycle" \
+            else torch.zeros(n, dtype=torch.long)
+    t = torch.as_tensor([labels] if isinstance(labels, int) else labels,
+                        dtype=torch.long).flatten()
+    if t.numel() == 0:
+        raise ConfigError("Labels are empty; give at least one class index.")
+    if t.min() < 0 or t.max() >= num_classes:
+        raise ConfigError(f"Labels must lie in 0..{num_classes - 1} for this generator; got "
+                          f"{t.tolist()[:10]}.")
+    return t.repeat((n + t.numel() - 1) // t.numel())[:n]
 
 
 class LoadedGenerator:
@@ -67,21 +94,9 @@ class LoadedGenerator:
         return self
 
     def make_labels(self, n: int, labels: LabelsArg) -> torch.Tensor | None:
-        """Expand an int or a list (tiled cyclically to n) into a label tensor."""
-        if labels is None:
-            if self.num_classes is None:
-                return None
-            return torch.arange(n) % self.num_classes
-        if self.num_classes is None:
-            raise ConfigError("This generator is unconditional; drop the labels.")
-        t = torch.as_tensor([labels] if isinstance(labels, int) else labels, dtype=torch.long)
-        t = t.flatten()
-        if t.numel() == 0:
-            raise ConfigError("Labels are empty; give at least one class index.")
-        if t.min() < 0 or t.max() >= self.num_classes:
-            raise ConfigError(f"Labels must lie in 0..{self.num_classes - 1} for this "
-                              f"generator; got {t.tolist()[:10]}.")
-        return t.repeat((n + t.numel() - 1) // t.numel())[:n]
+        """Expand an int or a list (tiled cyclically to n) into a label tensor; by default
+        the classes in turn."""
+        return expand_labels(self.num_classes, n, labels, default="cycle")
 
     def latents(self, n: int, generator: torch.Generator,
                 truncation: float | None = None) -> torch.Tensor:

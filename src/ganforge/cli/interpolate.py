@@ -57,8 +57,8 @@ def interpolate_cmd(
         help="An attribute vector (.safetensors from `ganforge vector`): columns add "
              "strength x vector to each seed's latent instead of interpolating.")] = None,
     strengths: Annotated[str | None, typer.Option(
-        help="With --vector: comma-separated strengths (default --steps values from -2 "
-             "to 2).")] = None,
+        help="With --vector: comma-separated strengths (default: --steps values from -2 "
+             "to 2, one more when --steps is even, so that 0 is a column).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Interpolate between seeded latents (lerp/slerp in Z, lerp in W) or along a vector."""
@@ -70,18 +70,14 @@ def interpolate_cmd(
         check_mp4,
         check_space,
         interpolate,
-        pair_frames,
         parse_labels,
         parse_seeds,
         require_images,
-        save_gif,
         save_interpolation,
-        save_mp4,
     )
     from ganforge.latent.vectors import apply_vector, load_vector
     from ganforge.models.base import check_truncation
     from ganforge.train.run import pick_device
-    from ganforge.visual import save_grid
 
     suffix = out.suffix.lower()
     if suffix not in (".png", ".gif", ".mp4"):
@@ -97,22 +93,15 @@ def interpolate_cmd(
     g = gf.load(source, device=pick_device(device))
     require_images(g, "ganforge interpolate")
     if vec is not None:
+        # by default an odd count from -2 to 2, so the middle column is the seed itself
         values = (_floats(strengths, "--strengths") if strengths
-                  else torch.linspace(-2, 2, max(steps, 1)).tolist())
+                  else torch.linspace(-2, 2, max(steps, 1) | 1).tolist())
         images = apply_vector(g, vec, seed_list, values, labels=label_list,
                               truncation=truncation)
         what = (f"{images.shape[0]} seeds x strengths "
                 f"{', '.join(f'{v:g}' for v in values)} of a {vec.space.upper()} vector")
-        if suffix == ".png":
-            out.parent.mkdir(parents=True, exist_ok=True)
-            save_grid(out, images.flatten(0, 1), nrow=images.shape[1])
-        else:
-            frames = pair_frames(images)
-            nrow = min(images.shape[0], 8)
-            if suffix == ".gif":
-                save_gif(out, frames, duration_ms=duration, nrow=nrow)
-            else:
-                save_mp4(out, frames, fps=fps or 1000.0 / duration, nrow=nrow)
+        # every row animates at once, as independent pairs do
+        save_interpolation(out, images, pairs=True, duration_ms=duration, fps=fps)
     else:
         check_space(g, space, method)
         images = interpolate(g, seed_list, steps=steps, space=space,  # type: ignore[arg-type]

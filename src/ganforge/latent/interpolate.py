@@ -35,7 +35,7 @@ import torch
 
 from ganforge.checkpoint import atomic_write_bytes
 from ganforge.errors import ConfigError
-from ganforge.generator import draw_latents
+from ganforge.generator import draw_latents, expand_labels
 from ganforge.models.base import check_truncation, truncation_space
 
 Space = Literal["z", "w"]
@@ -60,9 +60,11 @@ def model_name(G: Any) -> str:
 
 
 def is_style_based(G: Any) -> bool:
-    """Whether ``G`` has a mapping network to W and a synthesis network from it."""
+    """Whether ``G`` (a loaded generator or its module) has a mapping network to W and a
+    synthesis network fed ``num_ws`` ws of size ``w_dim`` (W and W+ spaces)."""
     m = module_of(G)
-    return callable(getattr(m, "mapping", None)) and callable(getattr(m, "synthesis", None))
+    return callable(getattr(m, "mapping", None)) and callable(getattr(m, "synthesis", None)) \
+        and hasattr(m, "num_ws") and hasattr(m, "w_dim")
 
 
 def require_style_based(G: Any, what: str, fix: str) -> Any:
@@ -133,21 +135,8 @@ def parse_labels(text: str | None, what: str = "--labels") -> list[int] | None:
 def row_labels(G: Any, n: int, labels: LabelsArg) -> torch.Tensor | None:
     """``n`` labels: None for unconditional models; class 0 by default for conditional
     ones; an int, or a list tiled cyclically to ``n``."""
-    num_classes = getattr(module_of(G), "num_classes", None)
-    if num_classes is None:
-        if labels is not None:
-            raise ConfigError(f"'{model_name(G)}' is unconditional; drop the labels.")
-        return None
-    if labels is None:
-        return torch.zeros(n, dtype=torch.long)
-    t = torch.as_tensor([labels] if isinstance(labels, int) else labels,
-                        dtype=torch.long).flatten()
-    if t.numel() == 0:
-        raise ConfigError("Labels are empty; give at least one class index.")
-    if t.min() < 0 or t.max() >= num_classes:
-        raise ConfigError(f"Labels must lie in 0..{num_classes - 1} for this generator; got "
-                          f"{t.tolist()[:10]}.")
-    return t.repeat((n + t.numel() - 1) // t.numel())[:n]
+    return expand_labels(getattr(module_of(G), "num_classes", None), n, labels,
+                         default="zero")
 
 
 def latents_for_seeds(G: Any, seeds: Sequence[int], truncation: float | None = None

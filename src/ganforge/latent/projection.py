@@ -47,6 +47,8 @@ from torch import nn
 
 from ganforge.apps.latent_search import best_of_restarts, progress_bar
 from ganforge.errors import ConfigError, DataError
+from ganforge.generator import expand_labels
+from ganforge.latent.interpolate import is_style_based, model_name, module_of
 from ganforge.nn.style import NoiseInjection
 
 Space = Literal["z", "w", "w+"]
@@ -132,19 +134,6 @@ def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
     return x if factor == 1 else F.avg_pool2d(x, factor)
 
 
-def is_style_based(module: nn.Module) -> bool:
-    """Whether ``module`` has a mapping and a synthesis network (W / W+ spaces)."""
-    return all(hasattr(module, a) for a in ("mapping", "synthesis", "num_ws", "w_dim"))
-
-
-def _module(G: Any) -> nn.Module:
-    return getattr(G, "module", G)
-
-
-def _name(G: Any, module: nn.Module) -> str:
-    return str(getattr(G, "model", None) or type(module).__name__)
-
-
 def _device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
@@ -194,7 +183,7 @@ def render(G: Any, latents: torch.Tensor, space: Space = "z",
            noise: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """G's output for ``latents`` of ``space`` (as in :class:`ProjectionResult`), with
     optional per-sample noise maps; differentiable, on G's device."""
-    module = _module(G)
+    module = module_of(G)
     dev = _device(module)
     latents = latents.to(dev)
     labels = None if labels is None else labels.to(dev)
@@ -217,23 +206,13 @@ def _check_space(space: str, module: nn.Module, name: str) -> None:
                           "only z. Use space='z' (--space z).")
 
 
-def _labels(G: Any, module: nn.Module, n: int, labels: LabelsArg) -> torch.Tensor | None:
-    k = getattr(module, "num_classes", None)
-    if labels is None:
-        if k:
-            raise ConfigError(f"This generator is class-conditional ({k} classes): give the "
-                              "class of every target (labels=..., --labels 3 or 0,1,2; a "
-                              "single class or a list tiled over the targets).")
-        return None
-    if not k:
-        raise ConfigError("This generator is unconditional; drop the labels.")
-    t = torch.as_tensor([labels] if isinstance(labels, int) else labels).long().flatten()
-    if t.numel() == 0 or n % t.numel():
-        raise ConfigError(f"Give one label, or one per target ({n}); got {t.numel()}.")
-    if t.min() < 0 or t.max() >= k:
-        raise ConfigError(f"Labels must lie in 0..{k - 1} for this generator; got "
-                          f"{t.tolist()[:10]}.")
-    return t.repeat(n // t.numel())
+def _labels(module: nn.Module, n: int, labels: LabelsArg) -> torch.Tensor | None:
+    """The class of every target: required for a conditional generator, an int or a list
+    tiled over the ``n`` targets."""
+    return expand_labels(getattr(module, "num_classes", None), n, labels,
+                         default="required", required_hint="give the class of every "
+                         "target (labels=..., --labels 3 or 0,1,2; a single class or a "
+                         "list tiled over the targets).")
 
 
 def _check_target(target: torch.Tensor, what: str) -> torch.Tensor:
@@ -517,8 +496,8 @@ def project(G: Any, target: torch.Tensor, *, space: Space = "z",
     Conditional generators need ``labels`` (one, or one per target). Seeded: the same
     inputs and settings give the same result. See the module docstring for the loss.
     """
-    module = _module(G)
-    name = _name(G, module)
+    module = module_of(G)
+    name = model_name(G)
     _check_space(space, module, name)
     if getattr(module, "kind", "image") != "image":
         raise ConfigError(f"Projection matches images; '{name}' makes points. Project the "
@@ -555,7 +534,7 @@ def project(G: Any, target: torch.Tensor, *, space: Space = "z",
     if features is not None and features not in FEATURE_NAMES:
         raise ConfigError(f"Unknown features {features!r}; choose mnist, digits or none.")
     n = target.shape[0]
-    y = _labels(G, module, n, labels)
+    y = _labels(module, n, labels)
     s = _Settings(space=space, steps=steps,
                   lr=lr if lr is not None else (0.05 if space == "z" else 0.1),
                   pixel_weight=pixel_weight, feature_weight=feature_weight,
@@ -626,7 +605,7 @@ def super_resolve(G: Any, low_res: torch.Tensor, factor: int, *, space: Space = 
     on in Z space) keeps z on the sphere of radius sqrt(z_dim) as PULSE does. Other
     options as in :func:`project`.
     """
-    module = _module(G)
+    module = module_of(G)
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise ConfigError(f"The super-resolution factor must be a positive integer, got "
                           f"{factor!r}.")
