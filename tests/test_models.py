@@ -130,6 +130,32 @@ def test_ema_update_and_warmup() -> None:
     assert torch.equal(ema.model[1].running_mean, torch.full((2,), 3.0))  # buffers copied
 
 
+def test_ema_rampup_shortens_the_half_life_early_in_training() -> None:
+    """With ema_rampup r the half-life is min(ema_kimg k images, r x images shown), so the
+    averaged weights track G closely at first and reach the configured decay later."""
+    import ganforge as gf
+    from ganforge.train.ema import EMA
+
+    cfg = gf.load_config(None, {"batch_size": 32, "ema_kimg": 10.0, "ema_rampup": 0.05})
+    plain = cfg.model_copy(update={"ema_rampup": None})
+    assert cfg.ema_decay_at(0) == pytest.approx(0.5 ** (32 / (32 * 0.05)))  # 0.5 ** 20
+    assert cfg.ema_decay_at(99) == pytest.approx(0.5 ** (32 / 160.0))
+    late = 10_000 // (32 * 0.05) + 10  # 0.05 x images shown is past 10k images
+    assert cfg.ema_decay_at(int(late)) == pytest.approx(plain.ema_decay)
+    assert plain.ema_decay_at(0) == plain.ema_decay
+    # the EMA takes the step's decay
+    model = torch.nn.Linear(2, 2)
+    ema = EMA(model, cfg.ema_decay_at)
+    prev = ema.model.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=99)
+    d = cfg.ema_decay_at(99)
+    assert torch.allclose(ema.model.weight, d * prev + (1 - d) * model.weight)
+    with pytest.raises(ConfigError, match="ema_rampup"):
+        gf.load_config(None, {"ema_rampup": 0})
+
+
 def test_lr_schedules() -> None:
     from ganforge.train.gan import lr_factor
 

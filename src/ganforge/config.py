@@ -185,6 +185,10 @@ class RunConfig(StrictModel):
     ema_kimg: float = Field(10.0, ge=0, description="EMA half-life in thousands of images "
                             "(as in StyleGAN); 0 disables the EMA generator")
     ema_start: int = Field(0, ge=0, description="step from which EMA averaging starts")
+    ema_rampup: float | None = Field(None, gt=0, description="StyleGAN2-ADA's ramp-up: the "
+                                     "half-life is at most this fraction of the images "
+                                     "shown so far (e.g. 0.05), so early training is not "
+                                     "averaged over long-gone weights; None = off")
 
     @field_validator("exclude_classes")
     @classmethod
@@ -196,9 +200,17 @@ class RunConfig(StrictModel):
     @property
     def ema_decay(self) -> float:
         """Per-step EMA decay that halves the weight of a step after ``ema_kimg``k images."""
+        return self.ema_decay_at(None)
+
+    def ema_decay_at(self, step: int | None) -> float:
+        """The EMA decay of step ``step`` (0-based): with ``ema_rampup`` the half-life is
+        ``min(ema_kimg * 1000, rampup * images shown after the step)``."""
         if self.ema_kimg == 0:
             return 0.0
-        return 0.5 ** (self.batch_size / (self.ema_kimg * 1000.0))
+        half_life = self.ema_kimg * 1000.0
+        if self.ema_rampup is not None and step is not None:
+            half_life = min(half_life, (step + 1) * self.batch_size * self.ema_rampup)
+        return 0.5 ** (self.batch_size / max(half_life, 1e-8))
 
     # speed: how the networks run; none of these changes the saved state
     precision: Literal["fp32", "bf16", "fp16"] = Field(

@@ -84,7 +84,8 @@ class GANRecipe:
                                 config)
         self.opt_g = make_adam(self.G, config.g_optim)
         self.opt_d = make_adam(self.D, config.d_optim)
-        self.ema = EMA(self.G, config.ema_decay, config.ema_start)
+        self.ema = EMA(self.G, config.ema_decay if config.ema_rampup is None
+                       else config.ema_decay_at, config.ema_start)
         self.ortho_params = ortho_weights(self.G) if config.ortho_reg > 0 else []
         # progressive growing: the network whose schedule sets G's and D's level of detail
         self.grower = growing(self.G)
