@@ -138,8 +138,8 @@ def test_ema_rampup_shortens_the_half_life_early_in_training() -> None:
 
     cfg = gf.load_config(None, {"batch_size": 32, "ema_kimg": 10.0, "ema_rampup": 0.05})
     plain = cfg.model_copy(update={"ema_rampup": None})
-    assert cfg.ema_decay_at(0) == pytest.approx(0.5 ** (32 / (32 * 0.05)))  # 0.5 ** 20
-    assert cfg.ema_decay_at(99) == pytest.approx(0.5 ** (32 / 160.0))
+    assert cfg.ema_decay_at(0) == 0.0  # the first step copies G
+    assert cfg.ema_decay_at(100) == pytest.approx(0.5 ** (32 / 160.0))  # 3,200 images x 0.05
     late = 10_000 // (32 * 0.05) + 10  # 0.05 x images shown is past 10k images
     assert cfg.ema_decay_at(int(late)) == pytest.approx(plain.ema_decay)
     assert plain.ema_decay_at(0) == plain.ema_decay
@@ -149,8 +149,8 @@ def test_ema_rampup_shortens_the_half_life_early_in_training() -> None:
     prev = ema.model.weight.clone()
     with torch.no_grad():
         model.weight.add_(1.0)
-    ema.update(model, step=99)
-    d = cfg.ema_decay_at(99)
+    ema.update(model, step=100)
+    d = cfg.ema_decay_at(100)
     assert torch.allclose(ema.model.weight, d * prev + (1 - d) * model.weight)
     with pytest.raises(ConfigError, match="ema_rampup"):
         gf.load_config(None, {"ema_rampup": 0})

@@ -18,7 +18,7 @@ from ganforge.data import load_source
 from ganforge.errors import ConfigError
 from ganforge.generator import build_generator
 from ganforge.metrics.frechet import fid_from_features
-from ganforge.models.progressive import lod_at, set_lod
+from ganforge.models.progressive import fade_images, fade_reals, lod_at, set_lod
 from ganforge.models.stylegan import AdaIN, StyleGANGenerator
 from ganforge.nn.style import NoiseInjection
 from ganforge.registry import get_model
@@ -70,6 +70,7 @@ def test_shapes_and_conditioning(resolution: int, channels: int, num_classes: in
     ({"resolution": 24}, "stylegan supports square images"),
     ({"progressive": True, "start_resolution": 12}, "start_resolution must be a power of two"),
     ({"progressive": True, "start_resolution": 64}, "start_resolution must be a power of two"),
+    ({"progressive": True, "start_resolution": 2}, "start_resolution"),
     ({"phase_kimg": 0}, "phase_kimg"),
 ])
 def test_bad_options_are_clear_config_errors(options: dict[str, Any], match: str) -> None:
@@ -186,6 +187,38 @@ def test_fade_in_is_continuous_at_both_ends() -> None:
         assert torch.allclose(g_start, g_new, atol=1e-4) and torch.allclose(d_start, d_new,
                                                                             atol=1e-4)
         assert not torch.allclose(g_new, g_prev, atol=1e-2)
+
+
+def test_reals_are_faded_like_the_generator_output() -> None:
+    """During a fade-in G emits lerp(new, upscaled previous, f); the reals D sees get the
+    same blend of their own two resolutions (ProGAN), and D itself fades nothing."""
+    torch.manual_seed(0)
+    g, d = _pair(resolution=32, progressive=True, start_resolution=8)
+    x = torch.randn(3, 1, 32, 32)
+    set_lod(1.25, g, d)  # working at 16 px, a quarter of the way back to 8 px
+    x16 = F.avg_pool2d(x, 2)
+    blend = torch.lerp(x16, F.interpolate(F.avg_pool2d(x16, 2), scale_factor=2), 0.25)
+    expected = F.interpolate(blend, scale_factor=2, mode="nearest")
+    assert torch.allclose(fade_reals(x, d), expected, atol=1e-6)
+    assert torch.allclose(fade_images(x16, 0.25), blend)
+    set_lod(1.0, g, d)
+    assert torch.allclose(fade_reals(x, d), F.interpolate(x16, scale_factor=2), atol=1e-6)
+    _, still = _pair(resolution=32)
+    assert fade_reals(x, still) is x  # a network that does not grow sees the reals as is
+
+
+def test_mixing_crosses_over_only_among_the_layers_that_run(tmp_path: Path) -> None:
+    from ganforge.train.run import _build, load_data
+
+    cfg = gf.load_config(None, _growing_cfg(tmp_path, model_options={
+        **GROWING, "phase_kimg": 1000.0}, stylegan2={"mixing_prob": 1.0, "pl_weight": 0.0}))
+    recipe = _build(cfg, tmp_path / "run", load_data(cfg)).recipe
+    recipe._begin_step(0)  # 4 px of 16: 2 of the 6 ws run
+    _, cutoff = recipe._mixing(64)
+    assert cutoff is not None and set(cutoff.tolist()) == {1}
+    set_lod(0.0, recipe.G, recipe.D)
+    _, cutoff = recipe._mixing(256)
+    assert cutoff is not None and set(cutoff.tolist()) == {1, 2, 3, 4, 5}
 
 
 def _growing_cfg(tmp_path: Path, **overrides: Any) -> dict[str, Any]:

@@ -269,7 +269,8 @@ def test_minibatch_stddev_and_double_backward_through_d() -> None:
     grad.square().sum().backward()  # R1 needs the second derivative
     grads = [p.grad for p in d.parameters() if p.grad is not None]
     assert all(torch.isfinite(gr).all() for gr in grads)
-    assert d.from_rgb.weight.grad.abs().sum() > 0 and d.epilogue.head.embed.weight.grad.abs().sum() > 0
+    assert d.from_rgb.weight.grad.abs().sum() > 0
+    assert d.epilogue.head.embed.weight.grad.abs().sum() > 0
 
 
 def test_export_round_trip_rebuilds_an_identical_generator(tmp_path: Path) -> None:
@@ -348,3 +349,15 @@ def test_path_length_penalty_matches_its_definition_and_falls() -> None:
         opt.step()
         history.append(pen.item())
     assert sum(history[-5:]) / 5 < 0.3 * history[0], history
+
+
+def test_discriminators_saved_before_the_shared_epilogue_still_load() -> None:
+    """D's end layers moved into ``epilogue``; a state dict with the old keys loads."""
+    torch.manual_seed(0)
+    _, d = _pair(resolution=16, num_classes=3)
+    old = {k.removeprefix("epilogue."): v for k, v in d.state_dict().items()}
+    assert "head.embed.weight" in old and "fc.weight" in old
+    _, fresh = _pair(resolution=16, num_classes=3)
+    fresh.load_state_dict(old)
+    x, y = torch.randn(2, 1, 16, 16), torch.tensor([0, 2])
+    assert torch.equal(fresh(x, y), d(x, y))

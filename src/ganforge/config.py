@@ -187,8 +187,9 @@ class RunConfig(StrictModel):
     ema_start: int = Field(0, ge=0, description="step from which EMA averaging starts")
     ema_rampup: float | None = Field(None, gt=0, description="StyleGAN2-ADA's ramp-up: the "
                                      "half-life is at most this fraction of the images "
-                                     "shown so far (e.g. 0.05), so early training is not "
-                                     "averaged over long-gone weights; None = off")
+                                     "shown before the step (e.g. 0.05; the first step is "
+                                     "copied), so early training is not averaged over "
+                                     "long-gone weights; None = off")
 
     @field_validator("exclude_classes")
     @classmethod
@@ -204,13 +205,14 @@ class RunConfig(StrictModel):
 
     def ema_decay_at(self, step: int | None) -> float:
         """The EMA decay of step ``step`` (0-based): with ``ema_rampup`` the half-life is
-        ``min(ema_kimg * 1000, rampup * images shown after the step)``."""
+        ``min(ema_kimg * 1000, rampup * images shown before the step)`` (StyleGAN2-ADA;
+        0 at step 0, where the EMA copies G)."""
         if self.ema_kimg == 0:
             return 0.0
         half_life = self.ema_kimg * 1000.0
         if self.ema_rampup is not None and step is not None:
-            half_life = min(half_life, (step + 1) * self.batch_size * self.ema_rampup)
-        return 0.5 ** (self.batch_size / max(half_life, 1e-8))
+            half_life = min(half_life, step * self.batch_size * self.ema_rampup)
+        return 0.5 ** (self.batch_size / half_life) if half_life > 0 else 0.0
 
     # speed: how the networks run; none of these changes the saved state
     precision: Literal["fp32", "bf16", "fp16"] = Field(

@@ -37,14 +37,17 @@ def resolve_generator_path(path: str | Path) -> Path:
 
 def expand_labels(num_classes: int | None, n: int, labels: LabelsArg,
                   default: Literal["cycle", "zero", "required"] = "cycle",
-                  required_hint: str = "") -> torch.Tensor | None:
+                  required_hint: str = "", whole: bool = False, name: str = "This generator"
+                  ) -> torch.Tensor | None:
     """``n`` class labels for a generator with ``num_classes`` (None: unconditional, which
-    takes no labels): an int, or a list tiled cyclically to ``n``. Without labels a
+    takes no labels): an int, or a list tiled cyclically to ``n`` (with ``whole``, only a
+    list whose length divides ``n``: one label, or one per item). Without labels a
     conditional generator gets the classes in turn (``cycle``), class 0 (``zero``), or a
-    ConfigError that says ``required_hint`` (``required``)."""
+    ConfigError that says ``required_hint`` (``required``). ``name`` names the generator
+    in errors."""
     if num_classes is None:
         if labels is not None:
-            raise ConfigError("This generator is unconditional; drop the labels.")
+            raise ConfigError(f"{name} is unconditional; drop the labels.")
         return None
     if labels is None:
         if default == "required":
@@ -56,6 +59,8 @@ def expand_labels(num_classes: int | None, n: int, labels: LabelsArg,
                         dtype=torch.long).flatten()
     if t.numel() == 0:
         raise ConfigError("Labels are empty; give at least one class index.")
+    if whole and n % t.numel():
+        raise ConfigError(f"Give one label, or one per item ({n}); got {t.numel()}.")
     if t.min() < 0 or t.max() >= num_classes:
         raise ConfigError(f"Labels must lie in 0..{num_classes - 1} for this generator; got "
                           f"{t.tolist()[:10]}.")

@@ -95,7 +95,7 @@ def interpolate_cmd(
     if vec is not None:
         # by default an odd count from -2 to 2, so the middle column is the seed itself
         values = (_floats(strengths, "--strengths") if strengths
-                  else torch.linspace(-2, 2, max(steps, 1) | 1).tolist())
+                  else [0.0] if steps <= 1 else torch.linspace(-2, 2, steps | 1).tolist())
         images = apply_vector(g, vec, seed_list, values, labels=label_list,
                               truncation=truncation)
         what = (f"{images.shape[0]} seeds x strengths "

@@ -136,7 +136,7 @@ def row_labels(G: Any, n: int, labels: LabelsArg) -> torch.Tensor | None:
     """``n`` labels: None for unconditional models; class 0 by default for conditional
     ones; an int, or a list tiled cyclically to ``n``."""
     return expand_labels(getattr(module_of(G), "num_classes", None), n, labels,
-                         default="zero")
+                         default="zero", name=f"'{model_name(G)}'")
 
 
 def latents_for_seeds(G: Any, seeds: Sequence[int], truncation: float | None = None

@@ -207,12 +207,12 @@ def _check_space(space: str, module: nn.Module, name: str) -> None:
 
 
 def _labels(module: nn.Module, n: int, labels: LabelsArg) -> torch.Tensor | None:
-    """The class of every target: required for a conditional generator, an int or a list
-    tiled over the ``n`` targets."""
+    """The class of every target: required for a conditional generator; one label, or a
+    list whose length divides ``n`` (tiled over the targets)."""
     return expand_labels(getattr(module, "num_classes", None), n, labels,
                          default="required", required_hint="give the class of every "
                          "target (labels=..., --labels 3 or 0,1,2; a single class or a "
-                         "list tiled over the targets).")
+                         "list tiled over the targets).", whole=True)
 
 
 def _check_target(target: torch.Tensor, what: str) -> torch.Tensor:

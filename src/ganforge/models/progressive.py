@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -61,10 +62,34 @@ class Progressive(nn.Module):
         return lod_at(images, self.resolution, self.start_resolution, self.phase_kimg)
 
     def level(self) -> tuple[int, float]:
-        """(working resolution, fade fraction f in [0, 1)) at the current lod."""
+        """(working resolution, fade fraction f in [0, 1)) at the current lod. Reading the
+        lod of a growing network is a host sync on a GPU (one per forward)."""
+        if not self.grows:
+            return self.resolution, 0.0
         lod = min(max(float(self.lod), 0.0), self.max_lod)
         k = math.floor(lod)
         return self.resolution >> k, lod - k
+
+
+def fade_images(x: torch.Tensor, fade: float) -> torch.Tensor:
+    """ProGAN's image fade: ``lerp(x, upscale(downscale(x)), fade)`` (box filter, nearest
+    upscaling); the identity at ``fade`` 0."""
+    if fade <= 0:
+        return x
+    low = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+    return torch.lerp(x, low, fade)
+
+
+def fade_reals(x: torch.Tensor, net: Progressive) -> torch.Tensor:
+    """Full-size real images as G's output looks at ``net``'s level: box-downscaled to
+    the working resolution, faded like G's blend during a fade-in, nearest-upscaled back
+    (differentiable, so R1 can be taken w.r.t. ``x``)."""
+    top, fade = net.level()
+    if top == net.resolution and fade == 0:
+        return x
+    factor = net.resolution // top
+    small = fade_images(F.avg_pool2d(x, factor) if factor > 1 else x, fade)
+    return F.interpolate(small, scale_factor=factor, mode="nearest") if factor > 1 else small
 
 
 def set_lod(lod: float, *modules: nn.Module) -> None:

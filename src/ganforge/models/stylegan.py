@@ -13,7 +13,8 @@ per-layer styles) + this synthesis network:
   scale's bias starts at 1);
 - resolution ``r = 4 * 2**k`` reads ws ``2k`` and ``2k + 1`` (the same layout as
   StyleGAN2, so mixing bands, truncation cutoff and projection work alike);
-- a 1x1 toRGB (linear) at the output resolution, or at every resolution when growing.
+- a 1x1 toRGB (linear) at the output resolution, or at every resolution from
+  ``start_resolution`` up when growing.
 
 Discriminator: ProGAN's, as StyleGAN used it: fromRGB (1x1), per resolution a 3x3 conv
 and a 3x3 conv with FIR downsampling, then the shared epilogue at 4x4 (minibatch
@@ -23,10 +24,9 @@ stddev, conv, FC, projection head for class-conditional use).
 ``start_resolution`` and grow by :func:`ganforge.models.progressive.lod_at` (a fade-in
 and a stable phase of ``phase_kimg`` thousand images per doubling). During a fade-in G
 blends the new resolution's RGB output with the upscaled previous one; D blends its new
-input path with the previous resolution's fromRGB, and applies the same image fade to
-every input it judges (real and fake alike), so reals need no special treatment and
-every recipe trains it unchanged. G's output is always full size (nearest-neighbour
-upscaled from the working resolution).
+input path with the previous resolution's fromRGB; the recipes give the real images the
+same fade as G's output (``progressive.fade_reals``), as ProGAN does. G's output is
+always full size (nearest-neighbour upscaled from the working resolution).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class StyleGANConfig(StyleConfig):
     @model_validator(mode="after")
     def _start_fits(self) -> StyleGANConfig:
         s = self.start_resolution
-        if s & (s - 1) or s > self.resolution:
+        if self.progressive and (s & (s - 1) or s > self.resolution):
             raise ValueError(f"start_resolution must be a power of two from 4 to resolution "
                              f"({self.resolution}), got {s}")
         return self
@@ -219,15 +219,6 @@ class DiscriminatorBlock(nn.Module):
         return self.conv1(self.conv0(x))
 
 
-def fade_images(x: torch.Tensor, fade: float) -> torch.Tensor:
-    """ProGAN's image fade: ``lerp(x, upscale(downscale(x)), fade)`` (box filter, nearest
-    upscaling); the identity at ``fade`` 0."""
-    if fade <= 0:
-        return x
-    low = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
-    return torch.lerp(x, low, fade)
-
-
 class StyleGANDiscriminator(Progressive):
     """ProGAN/StyleGAN D: fromRGB, blocks down to 4x4, epilogue; grows with G."""
 
@@ -246,7 +237,6 @@ class StyleGANDiscriminator(Progressive):
         top, fade = self.level()
         if top < self.resolution:
             x = F.avg_pool2d(x, self.resolution // top)
-        x = fade_images(x, fade)
         h = self.from_rgb[f"b{top}"](x)
         res = top
         while res > 4:

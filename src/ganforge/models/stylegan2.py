@@ -19,6 +19,7 @@ class-conditional use. Equalized learning rate throughout; widths are
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from pydantic import Field, field_validator
@@ -159,9 +160,19 @@ class StyleGAN2Discriminator(nn.Module):
             res //= 2
         self.blocks = nn.Sequential(*blocks)
         self.epilogue = DiscriminatorEpilogue(cfg)
+        self._register_load_state_dict_pre_hook(_rename_old_epilogue_keys)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.epilogue(self.blocks(self.from_rgb(x)), labels)
+
+
+def _rename_old_epilogue_keys(state: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Checkpoints written before the epilogue was shared with StyleGAN v1 keep D's end
+    layers at ``mbstd/conv/fc/head``; load them into ``epilogue.*``."""
+    for key in [k for k in state if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        if rest.split(".")[0] in ("conv", "fc", "head"):
+            state[f"{prefix}epilogue.{rest}"] = state.pop(key)
 
 
 register_model(ModelSpec(

@@ -135,7 +135,7 @@ class EGANRecipe(GANRecipe):
         with torch.no_grad(), self.amp.autocast():
             fake = self.g_run(z, y)
         gen = self._shared(aug_seed)
-        real_in, fake_in = self._augment(x, gen), self._augment(fake, gen)
+        real_in, fake_in = self._augment(self._reals(x), gen), self._augment(fake, gen)
         with self.amp.autocast():
             real_logits = self.D(real_in, y).float()
             fake_logits = self.D(fake_in, y).float()

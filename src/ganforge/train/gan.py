@@ -21,7 +21,7 @@ from ganforge.losses import (
     unit_gradient_penalty,
 )
 from ganforge.models.packing import build_discriminator
-from ganforge.models.progressive import growing, set_lod
+from ganforge.models.progressive import fade_reals, growing, set_lod
 from ganforge.registry import ModelSpec
 from ganforge.train.acceleration import (
     MultiInput,
@@ -87,8 +87,9 @@ class GANRecipe:
         self.ema = EMA(self.G, config.ema_decay if config.ema_rampup is None
                        else config.ema_decay_at, config.ema_start)
         self.ortho_params = ortho_weights(self.G) if config.ortho_reg > 0 else []
-        # progressive growing: the network whose schedule sets G's and D's level of detail
-        self.grower = growing(self.G)
+        # progressive growing: the network whose schedule sets G's and D's level of
+        # detail, and D's (whose level fades the real images like G's output)
+        self.grower, self.d_grower = growing(self.G), growing(self.D)
         self.lod = 0.0
         self.amp = Precision(config, device)
         # DiffAugment / ADA of every batch D judges (None when augment.kind is none)
@@ -118,6 +119,11 @@ class GANRecipe:
         per backward)."""
         with self.amp.autocast():
             return [out.float() for out in self.d_run(inputs, y)]
+
+    def _reals(self, x: torch.Tensor) -> torch.Tensor:
+        """Real images as D should see them: at a growing D's working resolution, faded
+        like G's output during a fade-in (ProGAN); ``x`` itself otherwise."""
+        return x if self.d_grower is None else fade_reals(x, self.d_grower)
 
     def _augment(self, x: torch.Tensor, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
@@ -173,7 +179,7 @@ class GANRecipe:
             x = x.detach().requires_grad_(True)
         # real and fake get independent augmentations; WGAN-GP interpolates between the
         # augmented batches, the distributions D is trained on
-        real_in, fake_in = self._augment(x), self._augment(fake.detach())
+        real_in, fake_in = self._augment(self._reals(x)), self._augment(fake.detach())
         inputs = [real_in, fake_in]
         penalised = cfg.loss == "wgan-gp" and cfg.gp_weight > 0
         if penalised:

@@ -4,7 +4,8 @@ style-mixing regularization, lazy R1 and lazy path-length regularization.
 - **Generation.** Every fake batch (the D steps' and the G step's) goes through
   ``G.mapping`` and ``G.synthesis``. With probability ``mixing_prob`` a sample's ws switch
   from its own w to the w of a second latent at a crossover layer drawn uniformly from
-  ``1 .. num_ws - 1`` (mixing regularization). Both latents go through the mapping
+  ``1 .. num_ws - 1`` (mixing regularization; while the networks grow, among the
+  layers that run). Both latents go through the mapping
   network in one call, so ``w_avg`` is updated once per batch.
 - **Lazy R1.** With ``r1_interval`` N > 1, the main D step has no R1; every N-th D step
   (counted over all D steps, so ``n_critic`` > 1 counts each) is followed by a separate
@@ -40,6 +41,7 @@ from torch import nn
 from ganforge.config import RunConfig
 from ganforge.errors import ConfigError
 from ganforge.losses import orthogonal_penalty, r1_penalty
+from ganforge.models.style_base import num_ws_for
 from ganforge.registry import ModelSpec
 from ganforge.train.acceleration import to_layout
 from ganforge.train.distributed import Dist
@@ -137,8 +139,10 @@ class StyleGAN2Recipe(GANRecipe):
             return None, None
         z_mix = self._latents(n)
         total, num_ws = n * self.dist.world, self.G.num_ws
+        # while growing, cross over only between the layers that run (as StyleGAN did)
+        active = num_ws if self.grower is None else num_ws_for(self.grower.level()[0])
         mixed = torch.rand(total, generator=self.rng) < p
-        layer = torch.randint(1, max(num_ws, 2), (total,), generator=self.rng)
+        layer = torch.randint(1, max(active, 2), (total,), generator=self.rng)
         cutoff = torch.where(mixed, layer, torch.full_like(layer, num_ws))
         return z_mix, self.dist.shard(cutoff).to(self.device)
 
@@ -155,7 +159,7 @@ class StyleGAN2Recipe(GANRecipe):
         """The lazy R1 step: ``interval * gamma / 2 * R1`` on the real batch (through the
         augmentation, w.r.t. the un-augmented images, as in the main D step)."""
         x = x.detach().requires_grad_(True)
-        (logits,) = self._d_forward([self._augment(x)], y)
+        (logits,) = self._d_forward([self._augment(self._reals(x))], y)
         r1 = r1_penalty(logits, x)
         loss = 0.5 * self.run_cfg.r1_gamma * self.sg.r1_interval * r1 + 0 * logits.sum()
         scratch: dict[str, torch.Tensor] = {}
