@@ -14,17 +14,15 @@ import torch.nn.functional as F
 
 import ganforge as gf
 from ganforge.checkpoint import load_state
-from ganforge.data import load_source
 from ganforge.errors import ConfigError
 from ganforge.generator import build_generator
-from ganforge.metrics.frechet import fid_from_features
 from ganforge.models.progressive import fade_images, fade_reals, lod_at, set_lod
 from ganforge.models.stylegan import AdaIN, StyleGANGenerator
 from ganforge.nn.style import NoiseInjection
 from ganforge.registry import get_model
 from ganforge.train import rundir
 
-from .conftest import tiny_image_config
+from .conftest import digit_fids, tiny_image_config
 from .test_resume import _assert_identical
 
 TINY = {"channel_base": 256, "channel_max": 16, "z_dim": 16, "w_dim": 16,
@@ -267,18 +265,12 @@ def test_tiny_growing_stylegan_on_digits_improves_quality(tmp_path: Path) -> Non
                        d_optim={"lr": 5e-3, "betas": [0.0, 0.99]})
     run = gf.train(cfg)
     assert rundir.read_metrics(run.dir)[-1]["lod"] == 0.0  # fully grown
-    real_src = load_source("digits", resolution=16)
-    real, _ = real_src.batch(torch.arange(len(real_src)))
-    feats = lambda x: F.avg_pool2d(x, 2).flatten(1)  # noqa: E731
     trained = run.load_generator().sample(1000, seed=1)
     torch.manual_seed(0)
     untrained = build_generator("stylegan", {**opts, "resolution": 16}).eval()
     set_lod(0.0, untrained)
     with torch.no_grad():
         initial = untrained(torch.randn(1000, untrained.z_dim))
-    mean_digit = real.mean(0, keepdim=True) + 0.01 * torch.randn(1000, *real.shape[1:])
-    fid = {name: fid_from_features(feats(real), feats(x))
-           for name, x in (("untrained", initial), ("trained", trained),
-                           ("mean", mean_digit))}
+    fid, _, _ = digit_fids(trained, initial)
     assert fid["trained"] < 0.25 * fid["untrained"], fid
     assert fid["trained"] < fid["mean"], fid

@@ -9,18 +9,15 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import ganforge as gf
 from ganforge.checkpoint import load_state
-from ganforge.data import load_source
 from ganforge.errors import ConfigError
 from ganforge.generator import build_generator
-from ganforge.metrics.frechet import fid_from_features
 from ganforge.metrics.prdc import manifold_metrics
 from ganforge.train import rundir
 
-from .conftest import tiny_image_config
+from .conftest import digit_fids, tiny_image_config
 from .test_resume import _assert_identical
 
 TINY = {"channel_base": 256, "channel_max": 16, "z_dim": 16, "w_dim": 16,
@@ -197,19 +194,13 @@ def test_tiny_stylegan2_on_digits_improves_quality(tmp_path: Path) -> None:
                g_optim={"lr": 5e-3, "betas": [0.0, 0.99]},
                d_optim={"lr": 5e-3, "betas": [0.0, 0.99]})
     run = gf.train(cfg)
-    real_src = load_source("digits", resolution=16)
-    real, _ = real_src.batch(torch.arange(len(real_src)))
-    feats = lambda x: F.avg_pool2d(x, 2).flatten(1)  # noqa: E731
     trained = run.load_generator().sample(1000, seed=1)
     torch.manual_seed(0)
     untrained = build_generator("stylegan2", run.config.model_options).eval()
     with torch.no_grad():
         initial = untrained(torch.randn(1000, untrained.z_dim))
-    mean_digit = real.mean(0, keepdim=True) + 0.01 * torch.randn(1000, *real.shape[1:])
-    fid = {name: fid_from_features(feats(real), feats(x))
-           for name, x in (("untrained", initial), ("trained", trained),
-                           ("mean", mean_digit))}
-    precision = manifold_metrics(feats(real), feats(trained))["precision"]
+    fid, real_feats, trained_feats = digit_fids(trained, initial)
+    precision = manifold_metrics(real_feats, trained_feats)["precision"]
     assert fid["trained"] < 0.25 * fid["untrained"], fid
     assert fid["trained"] < fid["mean"], fid
     assert precision > 0.02, (precision, fid)

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from ganforge.config import StrictModel
-from ganforge.models.base import Generator, check_truncation
+from ganforge.models.base import Generator, check_resolution, check_truncation
 from ganforge.nn import ProjectionHead
 from ganforge.nn.style import (
     EqualConv2d,
@@ -53,6 +53,8 @@ BANDS: dict[str, tuple[int, int]] = {"coarse": (4, 8), "middle": (16, 32),
 class StyleConfig(StrictModel):
     """Options every style-based pair has (mapping network, widths, minibatch stddev)."""
 
+    family: ClassVar[str] = "style-based"  # the registered name, for error messages
+
     resolution: int = 32
     channels: int = Field(1, ge=1)
     num_classes: int | None = Field(None, ge=2)
@@ -68,6 +70,11 @@ class StyleConfig(StrictModel):
     channel_max: int = Field(64, ge=1, description="widest layer in G and D")
     mbstd_group: int = Field(4, ge=1, description="minibatch-stddev group size in D")
     mbstd_channels: int = Field(1, ge=1, description="minibatch-stddev feature maps")
+
+    @field_validator("resolution")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        return check_resolution(cls.family, v, RESOLUTIONS)
 
     @model_validator(mode="after")
     def _mbstd_divides(self) -> StyleConfig:
@@ -86,6 +93,11 @@ def width(cfg: StyleConfig, res: int) -> int:
 def log2(res: int) -> int:
     """log2 of a power of two."""
     return res.bit_length() - 1
+
+
+def resolutions_up_to(resolution: int) -> list[int]:
+    """The feature-map sides of a style-based network: 4, 8, ..., ``resolution``."""
+    return [2**k for k in range(2, log2(resolution) + 1)]
 
 
 def num_ws_for(resolution: int) -> int:
@@ -193,7 +205,7 @@ class StyleGenerator(Generator):
 
     def ws_indices(self, lo: int, hi: int) -> list[int]:
         """ws indices of the layers at feature-map resolutions ``lo``..``hi`` (inclusive)."""
-        return [i for r in (2**k for k in range(2, log2(self.sample_shape[-1]) + 1))
+        return [i for r in resolutions_up_to(self.sample_shape[-1])
                 if lo <= r <= hi for i in (2 * log2(r) - 4, 2 * log2(r) - 3)]
 
     def layer_ranges(self) -> dict[str, list[int]]:

@@ -31,15 +31,15 @@ always full size (nearest-neighbour upscaled from the working resolution).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
-from ganforge.models.base import check_resolution
 from ganforge.models.progressive import Progressive
 from ganforge.models.style_base import (
-    RESOLUTIONS,
     DiscriminatorEpilogue,
     NoiseModeArg,
     StyleConfig,
@@ -47,6 +47,7 @@ from ganforge.models.style_base import (
     check_ws,
     log2,
     num_ws_for,
+    resolutions_up_to,
     resolve_noise_mode,
     width,
 )
@@ -65,17 +66,14 @@ from ganforge.registry import ModelSpec, register_model
 class StyleGANConfig(StyleConfig):
     """Options of the StyleGAN (v1) pair."""
 
+    family: ClassVar[str] = "stylegan"
+
     progressive: bool = Field(False, description="grow both networks from "
                               "start_resolution (ProGAN's schedule)")
     start_resolution: int = Field(8, ge=4, description="first working resolution when "
                                   "growing (a power of two, at most resolution)")
     phase_kimg: float = Field(600.0, gt=0, description="thousands of images per fade-in "
                               "and per stable phase when growing")
-
-    @field_validator("resolution")
-    @classmethod
-    def _power_of_two(cls, v: int) -> int:
-        return check_resolution("stylegan", v, RESOLUTIONS)
 
     @model_validator(mode="after")
     def _start_fits(self) -> StyleGANConfig:
@@ -162,7 +160,7 @@ class SynthesisNetwork(Progressive):
                          cfg.phase_kimg)
         self.w_dim, self.num_ws = cfg.w_dim, num_ws_for(cfg.resolution)
         self.blocks = nn.ModuleDict({f"b{r}": SynthesisBlock(cfg, r)
-                                     for r in (2**i for i in range(2, log2(cfg.resolution) + 1))})
+                                     for r in resolutions_up_to(cfg.resolution)})
         self.torgb = nn.ModuleDict({f"b{r}": EqualConv2d(width(cfg, r), cfg.channels, 1)
                                     for r in self.resolutions()})
 
@@ -230,7 +228,7 @@ class StyleGANDiscriminator(Progressive):
             for r in self.resolutions()})
         self.blocks = nn.ModuleDict({
             f"b{r}": DiscriminatorBlock(width(cfg, r), width(cfg, r // 2))
-            for r in (2**i for i in range(log2(cfg.resolution), 2, -1))})
+            for r in resolutions_up_to(cfg.resolution)[:0:-1]})
         self.epilogue = DiscriminatorEpilogue(cfg)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

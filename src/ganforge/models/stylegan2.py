@@ -19,15 +19,13 @@ class-conditional use. Equalized learning rate throughout; widths are
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import nn
 
-from ganforge.models.base import check_resolution
 from ganforge.models.style_base import (
-    RESOLUTIONS,
     DiscriminatorEpilogue,
     NoiseModeArg,
     StyleConfig,
@@ -35,6 +33,7 @@ from ganforge.models.style_base import (
     check_ws,
     log2,
     num_ws_for,
+    resolutions_up_to,
     resolve_noise_mode,
     width,
 )
@@ -52,15 +51,12 @@ from ganforge.registry import ModelSpec, register_model
 class StyleGAN2Config(StyleConfig):
     """Options of the StyleGAN2 pair."""
 
+    family: ClassVar[str] = "stylegan2"
+
     demodulate: bool = Field(True, description="weight demodulation in G's convs")
     fused_modconv: bool = Field(False, description="modulated convs as one grouped conv "
                                 "(True) or as shared-weight convs with scaled activations "
                                 "(False); same result, speed differs by device")
-
-    @field_validator("resolution")
-    @classmethod
-    def _power_of_two(cls, v: int) -> int:
-        return check_resolution("stylegan2", v, RESOLUTIONS)
 
 
 class SynthesisBlock(nn.Module):
@@ -96,7 +92,7 @@ class SynthesisNetwork(nn.Module):
         self.resolution, self.w_dim = cfg.resolution, cfg.w_dim
         self.num_ws = num_ws_for(cfg.resolution)
         self.blocks = nn.ModuleDict({f"b{r}": SynthesisBlock(cfg, r)
-                                     for r in (2**i for i in range(2, log2(cfg.resolution) + 1))})
+                                     for r in resolutions_up_to(cfg.resolution)})
         self.register_buffer("kernel", fir_kernel(), persistent=False)
 
     def styles(self, ws: torch.Tensor) -> dict[str, torch.Tensor]:

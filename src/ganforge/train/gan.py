@@ -21,7 +21,7 @@ from ganforge.losses import (
     unit_gradient_penalty,
 )
 from ganforge.models.packing import build_discriminator
-from ganforge.models.progressive import fade_reals, growing, set_lod
+from ganforge.models.progressive import Progressive, fade_reals, growing
 from ganforge.registry import ModelSpec
 from ganforge.train.acceleration import (
     MultiInput,
@@ -90,6 +90,8 @@ class GANRecipe:
         # progressive growing: the network whose schedule sets G's and D's level of
         # detail, and D's (whose level fades the real images like G's output)
         self.grower, self.d_grower = growing(self.G), growing(self.D)
+        self.growing_nets = [m for net in (self.G, self.D) for m in net.modules()
+                             if isinstance(m, Progressive)] if self.grower else []
         self.lod = 0.0
         self.amp = Precision(config, device)
         # DiffAugment / ADA of every batch D judges (None when augment.kind is none)
@@ -217,7 +219,8 @@ class GANRecipe:
                 group["lr"] = base * factor
         if self.grower is not None:
             self.lod = self.grower.scheduled_lod(step * self.cfg.batch_size)
-            set_lod(self.lod, self.G, self.D)
+            for net in self.growing_nets:  # found once: this runs every step
+                net.lod.fill_(self.lod)
 
     def train_step(self, step: int, stream: DataStream) -> dict[str, torch.Tensor]:
         self._begin_step(step)
