@@ -20,6 +20,7 @@ from ganforge.apps.latent_search import SearchSettings
 from ganforge.config import validate_config
 from ganforge.data import load_source, source_short_name
 from ganforge.errors import CheckpointError, ConfigError, DataError
+from ganforge.metrics.evaluate import evaluate, prepare_real
 from ganforge.train.run import load_data
 
 from .conftest import run_cli, tiny_image_config
@@ -281,3 +282,31 @@ def test_wrong_inputs_are_clear_errors(digits_run: Path) -> None:
         det.score(torch.zeros(2, 1, 16, 16), method="energy")
     with pytest.raises(ConfigError, match="unconditional"):
         det.score(torch.zeros(2, 1, 16, 16), labels=[0, 1])
+
+
+# ----------------------------------------------------------------------------- evaluating such runs
+def test_evaluation_leaves_out_the_excluded_classes_of_the_training_source(
+        digits_run: Path, digits: tuple) -> None:
+    """By default a run is scored against the data it was trained to model: the source
+    without the excluded classes; a real source named explicitly is taken whole."""
+    _, labels = digits
+    default = prepare_real(digits_run, metrics="fid", n=5000, features="digits")
+    assert default.samples.describe["excluded_classes"] == [ANOMALY]
+    assert ANOMALY not in default.samples.labels.tolist()
+    assert len(default.samples.data) == int((labels != ANOMALY).sum())
+    named = prepare_real(digits_run, real="digits", metrics="fid", n=5000, features="digits")
+    assert len(named.samples.data) == len(labels)
+
+
+def test_evaluation_of_a_standardized_run_compares_in_its_units(
+        rows_run: tuple[Path, Rows]) -> None:
+    """The real rows are standardized with the training statistics, so a generator that
+    learned the standardized rows scores as close, not as far off as raw units are."""
+    run_dir, _ = rows_run
+    result = evaluate(run_dir, metrics="fid", n=2000, features="identity")
+    assert result["meta"]["real"]["standardized"] is True
+    real = prepare_real(run_dir, metrics="fid", n=2000, features="identity").samples.data
+    assert real.mean(0).abs().max() < 0.1 and (real.std(0) - 1).abs().max() < 0.1
+    assert result["metrics"]["fid"] < 0.5, result["metrics"]
+    with pytest.raises(ConfigError, match="standardized"):
+        prepare_real(run_dir, metrics="modes", n=2000)

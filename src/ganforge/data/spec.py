@@ -254,7 +254,20 @@ def standardize_points(bundle: DataBundle) -> DataBundle:
     x = bundle.data.double()
     mean, std = x.mean(0), x.std(0, correction=0)
     std = torch.where(std > 0, std, torch.ones_like(std))
-    data = ((x - mean) / std).float()
+    return apply_standardization(bundle, {"mean": mean.tolist(), "std": std.tolist()})
+
+
+def apply_standardization(bundle: DataBundle, stats: dict[str, list[float]]) -> DataBundle:
+    """Points shifted and scaled by given column statistics (``{"mean", "std"}``, as
+    :func:`standardize_points` records them), e.g. real data brought into the units of
+    a generator trained on standardized data."""
+    mean = torch.tensor(stats["mean"], dtype=torch.float64)
+    std = torch.tensor(stats["std"], dtype=torch.float64)
+    if bundle.kind != "points" or bundle.data.shape[1:] != mean.shape:
+        raise DataError(f"'{bundle.spec}' has samples of shape {tuple(bundle.sample_shape)}, "
+                        f"but the standardization statistics are for {mean.numel()} columns; "
+                        "use the data the run was trained on.")
+    data = ((bundle.data.double() - mean) / std).float()
     info = {**bundle.info, "standardize": {"mean": mean.tolist(), "std": std.tolist()}}
     return DataBundle(bundle.name, bundle.spec, "points", data, bundle.labels,
                       bundle.num_classes, info)

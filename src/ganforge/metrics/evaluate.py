@@ -99,9 +99,11 @@ def bundle_samples(bundle: DataBundle, n: int | None = None, seed: int = 0) -> S
     describe = {"spec": bundle.spec, "name": bundle.name, "n": chosen, "size": len(bundle),
                 "subset_seed": seed if chosen < len(bundle) else None,
                 "shape": list(bundle.sample_shape)}
-    for key in ("splits", "split"):
+    for key in ("splits", "split", "excluded_classes"):
         if key in bundle.info:
             describe[key] = bundle.info[key]
+    if "standardize" in bundle.info:
+        describe["standardized"] = True
     return Samples(data, labels, describe)
 
 
@@ -271,6 +273,20 @@ def load_real(spec: str, shape: tuple[int, ...], split: str) -> DataBundle:
     return bundle
 
 
+def as_trained(bundle: DataBundle, trained: dict[str, Any], default_source: bool
+               ) -> DataBundle:
+    """Real data seen as the generator's training saw it (``trained``: the data record
+    of its export): in standardized units if it was trained on standardized points, and,
+    when the real side is the training source itself, without its excluded classes."""
+    from ganforge.data.spec import apply_standardization, exclude_classes
+
+    if default_source and trained.get("excluded_classes"):
+        bundle = exclude_classes(bundle, trained["excluded_classes"])
+    if trained.get("standardize"):
+        bundle = apply_standardization(bundle, trained["standardize"])
+    return bundle
+
+
 def _meta_base() -> dict[str, Any]:
     import ganforge
 
@@ -325,14 +341,20 @@ def prepare_real(generator: Any, real: str | None = None,
     if not spec:
         raise ConfigError(f"{g.path} does not record its training data; pass --real SOURCE.")
     split_used = eval_split(spec, split)
-    bundle = load_real(spec, tuple(g.module.sample_shape), split_used)
+    bundle = as_trained(load_real(spec, tuple(g.module.sample_shape), split_used),
+                        g.info.get("data") or {}, default_source=real is None)
     feature_name = resolve_features(features, bundle.kind, bundle.name)
     extractor = get_extractor(feature_name, device)
     real_s = bundle_samples(bundle, n if n_real is None else n_real, seed)
     real_s.describe["split"] = split_used
+    standardized = "standardize" in bundle.info
     if auto:
-        names = default_metrics(bundle.kind, bundle.name, extractor, g.num_classes is not None,
-                                bundle.labels is not None)
+        names = default_metrics(bundle.kind, None if standardized else bundle.name, extractor,
+                                g.num_classes is not None, bundle.labels is not None)
+    if standardized and "modes" in names:
+        raise ConfigError("'modes' measures distances to the mixture's modes in the data's "
+                          "own units, but this generator was trained on standardized data; "
+                          "drop 'modes' or train without standardize.")
     check_metrics(names, bundle.kind, bundle.name, g.num_classes is not None,
                   bundle.labels is not None, extractor, n, len(real_s.data), options,
                   g.num_classes)

@@ -137,6 +137,13 @@ def load_data(config: RunConfig) -> DataBundle:
     return standardize_points(data) if config.standardize else data
 
 
+def data_transforms(data: DataBundle) -> dict[str, Any]:
+    """What training did to its source that evaluation must repeat on the real side: the
+    excluded classes and the standardization statistics (exported with the generator)."""
+    return {key: data.info[key] for key in ("excluded_classes", "standardize")
+            if key in data.info}
+
+
 def _build(config: RunConfig, run_dir: Path, data: DataBundle,
            resolved: tuple[RunConfig, ModelSpec, BaseModel] | None = None,
            evaluator: PeriodicEval | None = None) -> Trainer:
@@ -151,7 +158,8 @@ def _build(config: RunConfig, run_dir: Path, data: DataBundle,
     if dist.rank > 0:  # per-rank global RNG; rank 0 continues as a single process would
         torch.manual_seed(distributed.rank_seed(resolved_cfg.seed, dist.rank))
     meta = {"data": {"spec": data.spec, "name": data.name, "kind": data.kind,
-                     "num_classes": data.num_classes}, "run": run_dir.name}
+                     "num_classes": data.num_classes, **data_transforms(data)},
+            "run": run_dir.name}
     return Trainer(resolved_cfg, run_dir, recipe, data, device, meta, evaluator, dist)
 
 
