@@ -89,6 +89,19 @@ def eval_steps(steps: int, evals: int) -> list[int]:
     return sorted({max(1, steps * (i + 1) // evals) for i in range(evals)})
 
 
+def with_earlier_scores(rows: list[dict[str, Any]], earlier: list[dict[str, Any]]
+                        ) -> list[dict[str, Any]]:
+    """``rows`` with the scores of an earlier call on the same kept runs filled in (a
+    continued run is scored only at the steps it had not reached)."""
+    before = {(r["config"], r["seed"]): r for r in earlier}
+    merged = []
+    for row in rows:
+        old = before.get((row["config"], row["seed"]), {"fid": {}, "last_logs": {}})
+        merged.append({**row, "fid": {**old["fid"], **row["fid"]},
+                       "last_logs": {**old["last_logs"], **row["last_logs"]}})
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8000)
@@ -111,6 +124,8 @@ def main() -> None:
             for s in args.seeds for c in args.configs]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         rows = pool.map(run_config, jobs)
+    if args.keep and args.json.exists():
+        rows = with_earlier_scores(rows, json.loads(args.json.read_text())["rows"])
     stops = [str(s) for s in eval_steps(args.steps, args.evals)]
     print(f"DCGAN (widths G {args.g_width}, D {args.d_width}) on {args.limit} MNIST digits; "
           "FID (MNIST features, 5k vs 10k test) by step")

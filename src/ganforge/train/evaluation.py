@@ -11,6 +11,7 @@ from ganforge.data import DataBundle
 from ganforge.metrics.cache import cached_features
 from ganforge.metrics.evaluate import (
     MetricOptions,
+    as_trained,
     bundle_samples,
     check_metrics,
     compute_metrics,
@@ -39,8 +40,9 @@ class PeriodicEval:
     def __init__(self, cfg: RunConfig, data: DataBundle, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
         self.group, self.key, self.higher_is_better = scalar_metric(cfg.eval_metric)
-        real = data if cfg.eval_real is None else \
-            load_real(cfg.eval_real, data.sample_shape, eval_split(cfg.eval_real, None))
+        real = data if cfg.eval_real is None else as_trained(
+            load_real(cfg.eval_real, data.sample_shape, eval_split(cfg.eval_real, None)),
+            data.info, default_source=False)
         self.real = bundle_samples(real, cfg.eval_n, seed=cfg.seed)
         name = resolve_features(cfg.eval_features, real.kind, real.name)
         self.extractor = get_extractor(name, device)
