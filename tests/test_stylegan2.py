@@ -361,3 +361,20 @@ def test_discriminators_saved_before_the_shared_epilogue_still_load() -> None:
     fresh.load_state_dict(old)
     x, y = torch.randn(2, 1, 16, 16), torch.tensor([0, 2])
     assert torch.equal(fresh(x, y), d(x, y))
+
+
+@pytest.mark.parametrize("model", ["stylegan", "stylegan2"])
+def test_output_tanh_squashes_the_same_linear_image(model: str) -> None:
+    """``output_tanh`` is tanh of exactly the image the linear output gives (same
+    weights), so it stays inside [-1, 1] where the linear image does not."""
+    spec = get_model(model)
+    linear, squashed = [], []
+    for tanh, out in ((False, linear), (True, squashed)):
+        torch.manual_seed(0)
+        out.append(spec.build_generator(spec.make_config({**TINY, "output_tanh": tanh})).eval())
+    z = torch.randn(16, linear[0].z_dim)
+    with torch.no_grad():
+        a, b = linear[0](z), squashed[0](z)
+    assert not torch.allclose(a, b)
+    assert torch.allclose(torch.tanh(a), b, atol=1e-6)
+    assert b.abs().max() <= 1.0 < a.abs().max()

@@ -70,6 +70,9 @@ class StyleConfig(StrictModel):
     channel_max: int = Field(64, ge=1, description="widest layer in G and D")
     mbstd_group: int = Field(4, ge=1, description="minibatch-stddev group size in D")
     mbstd_channels: int = Field(1, ge=1, description="minibatch-stddev feature maps")
+    output_tanh: bool = Field(False, description="squash G's images into (-1, 1) with tanh "
+                              "(off, as in the papers; on, data with a saturated background "
+                              "such as MNIST learns much faster)")
 
     @field_validator("resolution")
     @classmethod
@@ -103,6 +106,11 @@ def resolutions_up_to(resolution: int) -> list[int]:
 def num_ws_for(resolution: int) -> int:
     """Style inputs of a synthesis network at ``resolution``: two per resolution from 4."""
     return 2 * log2(resolution) - 2
+
+
+def squash_output(img: torch.Tensor, tanh: bool) -> torch.Tensor:
+    """G's final images: linear (the papers) or through tanh (``output_tanh``)."""
+    return torch.tanh(img) if tanh else img
 
 
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -49,6 +49,7 @@ from ganforge.models.style_base import (
     num_ws_for,
     resolutions_up_to,
     resolve_noise_mode,
+    squash_output,
     width,
 )
 from ganforge.nn.style import (
@@ -159,6 +160,7 @@ class SynthesisNetwork(Progressive):
         super().__init__(cfg.resolution, cfg.start_resolution, cfg.progressive,
                          cfg.phase_kimg)
         self.w_dim, self.num_ws = cfg.w_dim, num_ws_for(cfg.resolution)
+        self.output_tanh = cfg.output_tanh
         self.blocks = nn.ModuleDict({f"b{r}": SynthesisBlock(cfg, r)
                                      for r in resolutions_up_to(cfg.resolution)})
         self.torgb = nn.ModuleDict({f"b{r}": EqualConv2d(width(cfg, r), cfg.channels, 1)
@@ -194,7 +196,7 @@ class SynthesisNetwork(Progressive):
                              fade)
         if top < self.resolution:
             img = F.interpolate(img, scale_factor=self.resolution // top, mode="nearest")
-        return img
+        return squash_output(img, self.output_tanh)
 
 
 class StyleGANGenerator(StyleGenerator):

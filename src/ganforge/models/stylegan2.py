@@ -35,6 +35,7 @@ from ganforge.models.style_base import (
     num_ws_for,
     resolutions_up_to,
     resolve_noise_mode,
+    squash_output,
     width,
 )
 from ganforge.nn.style import (
@@ -90,7 +91,7 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, cfg: StyleGAN2Config) -> None:
         super().__init__()
         self.resolution, self.w_dim = cfg.resolution, cfg.w_dim
-        self.num_ws = num_ws_for(cfg.resolution)
+        self.num_ws, self.output_tanh = num_ws_for(cfg.resolution), cfg.output_tanh
         self.blocks = nn.ModuleDict({f"b{r}": SynthesisBlock(cfg, r)
                                      for r in resolutions_up_to(cfg.resolution)})
         self.register_buffer("kernel", fir_kernel(), persistent=False)
@@ -119,7 +120,7 @@ class SynthesisNetwork(nn.Module):
             y = block.torgb(x, ws[:, idx["torgb"]])
             img = y if img is None else upsample2d(img, self.kernel) + y
         assert img is not None
-        return img
+        return squash_output(img, self.output_tanh)
 
 
 class StyleGAN2Generator(StyleGenerator):
