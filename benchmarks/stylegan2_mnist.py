@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stylegan2_probe import MODELS as PROBE_MODELS  # a sibling script
+
+SMALL_DATA = PROBE_MODELS["stylegan2"]
 COMMON: dict[str, Any] = {"data": "mnist", "split": "train", "resolution": 32,
                           "progress": False, "sample_every": 1000, "checkpoint_every": 1000,
                           "log_every": 100}
@@ -33,14 +36,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "stylegan2": {"model": "stylegan2", "recipe": "stylegan2", "batch_size": 32,
                   "r1_gamma": 0.01, "g_optim": {"lr": 0.0025, "betas": [0.0, 0.99]},
                   "d_optim": {"lr": 0.0025, "betas": [0.0, 0.99]}},
-    # the StyleGAN2-ADA small-data settings (2 mapping layers, no path length, no mixing),
-    # EMA ramp-up, and a tanh output for MNIST's saturated background (docs/stylegan2.md)
-    "stylegan2-tanh": {"model": "stylegan2", "recipe": "stylegan2", "batch_size": 32,
-                       "r1_gamma": 0.01, "g_optim": {"lr": 0.0025, "betas": [0.0, 0.99]},
-                       "d_optim": {"lr": 0.0025, "betas": [0.0, 0.99]},
-                       "stylegan2": {"pl_weight": 0.0, "mixing_prob": 0.0},
-                       "ema_rampup": 0.05,
-                       "model_options": {"mapping_layers": 2, "output_tanh": True}},
+    # the probes' StyleGAN2-ADA small-data settings (2 mapping layers, no path length, no
+    # mixing), EMA ramp-up, and a tanh output for MNIST's saturated background
+    # (docs/stylegan2.md)
+    "stylegan2-tanh": {**SMALL_DATA, "ema_rampup": 0.05,
+                       "model_options": {**SMALL_DATA["model_options"], "output_tanh": True}},
 }
 CALIBRATION_STEPS = 40
 

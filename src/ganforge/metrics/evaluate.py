@@ -20,7 +20,7 @@ import torch
 
 from ganforge.checkpoint import atomic_write_text
 from ganforge.data import DataBundle, load_source
-from ganforge.data.spec import parse_spec, spec_for
+from ganforge.data.spec import apply_standardization, exclude_classes, parse_spec, spec_for
 from ganforge.errors import ConfigError
 from ganforge.metrics.cache import cached_features
 from ganforge.metrics.features import FeatureExtractor, Features, auto_features, get_extractor
@@ -278,8 +278,6 @@ def as_trained(bundle: DataBundle, trained: dict[str, Any], default_source: bool
     """Real data seen as the generator's training saw it (``trained``: the data record
     of its export): in standardized units if it was trained on standardized points, and,
     when the real side is the training source itself, without its excluded classes."""
-    from ganforge.data.spec import apply_standardization, exclude_classes
-
     if default_source and trained.get("excluded_classes"):
         bundle = exclude_classes(bundle, trained["excluded_classes"])
     if trained.get("standardize"):
