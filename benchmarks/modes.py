@@ -34,18 +34,28 @@ BASE: dict[str, Any] = {
     "model_options": {"g_hidden": 128, "d_hidden": 128},
     "progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 500,
 }
+# ganforge's best configurations: the PacGAN paper's network sizes (G 4 x 400, D 3 x 200),
+# both learning rates decayed linearly to 0, and longer training ("steps" overrides STEPS).
+WIDE: dict[str, Any] = {
+    "model_options": {"g_hidden": 400, "g_layers": 4, "d_hidden": 200, "d_layers": 3},
+    "lr_schedule": "linear",
+}
 CONFIGS: dict[str, dict[str, Any]] = {
     "gan": {},
     "egan": {"recipe": "egan"},
     "pacgan2": {"pack": 2},
     "pacgan4": {"pack": 4},
+    "wide-gan": {**WIDE, "steps": 12000},
+    "wide-pacgan2": {**WIDE, "pack": 2, "steps": 10000},
     # E-GAN's single-mutation baselines: the same recipe with one mutation (no selection)
     "egan-minimax": {"recipe": "egan", "egan": {"mutations": ["minimax"]}},
     "egan-nonsaturating": {"recipe": "egan", "egan": {"mutations": ["nonsaturating"]}},
     "egan-lsgan": {"recipe": "egan", "egan": {"mutations": ["lsgan"]}},
 }
-DEFAULT_CONFIGS = {"ring": ["gan", "egan", "pacgan2", "pacgan4"],
-                   "grid": ["gan", "egan", "pacgan2", "pacgan4"]}
+# the best configuration per mixture, chosen in single-seed probes (docs/benchmarks.md)
+BEST = {"ring": "wide-pacgan2", "grid": "wide-gan"}
+DEFAULT_CONFIGS = {"ring": ["gan", "egan", "pacgan2", "pacgan4", BEST["ring"]],
+                   "grid": ["gan", "egan", "pacgan2", "pacgan4", BEST["grid"]]}
 # PacGAN paper (Lin et al., 2018), Table 1: (modes, se, high quality %, se, reverse KL, se)
 PUBLISHED: dict[tuple[str, str], tuple[float, ...]] = {
     ("grid", "gan"): (17.3, 0.8, 94.8, 0.7, 0.70, 0.07),
@@ -64,8 +74,8 @@ def run_trial(job: tuple[str, str, int, int | None]) -> dict[str, Any]:
 
     data, name, trial, steps = job
     torch.set_num_threads(1)
-    cfg = {**BASE, **CONFIGS[name], "data": data, "seed": trial, "data_seed": trial,
-           "steps": steps or STEPS[data]}
+    cfg = {**BASE, **CONFIGS[name], "data": data, "seed": trial, "data_seed": trial}
+    cfg["steps"] = steps or CONFIGS[name].get("steps") or STEPS[data]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         run = gf.train(cfg, out=out)

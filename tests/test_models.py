@@ -64,6 +64,27 @@ def test_mlp_pair_for_points() -> None:
     assert d(torch.randn(4, 5), y).shape == (4,)
 
 
+def test_mlp_maxout_discriminator_takes_the_max_of_its_pieces() -> None:
+    from ganforge.models.mlp import Maxout
+    from ganforge.models.packing import build_discriminator
+
+    layer = Maxout(3, 4, pieces=5)
+    x = torch.randn(6, 3)
+    pieces = layer.linear(x).view(6, 4, 5)
+    assert torch.equal(layer(x), pieces.max(dim=-1).values)
+    assert layer(x).shape == (6, 4)
+
+    spec = get_model("mlp")
+    cfg = spec.make_config({"d_maxout": 5, "d_hidden": 8, "d_layers": 2})
+    d = spec.build_discriminator(cfg)
+    assert sum(isinstance(m, Maxout) for m in d.modules()) == 2
+    assert not any(isinstance(m, torch.nn.LeakyReLU) for m in d.modules())
+    packed = build_discriminator(spec, cfg, pack=2)   # packing widens the maxout input
+    assert packed(torch.randn(6, 2)).shape == (3,)
+    with pytest.raises(ConfigError, match="d_maxout"):
+        spec.make_config({"d_maxout": 0})
+
+
 def test_objectives_at_known_logits() -> None:
     zero = torch.zeros(4)
     assert d_loss("nonsaturating", zero, zero).item() == pytest.approx(2 * math.log(2))

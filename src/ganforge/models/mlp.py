@@ -25,6 +25,9 @@ class MLPConfig(StrictModel):
     g_layers: int = Field(3, ge=1)
     d_hidden: int = Field(256, ge=1)
     d_layers: int = Field(3, ge=1)
+    d_maxout: int = Field(1, ge=1, le=16, description="pieces per D unit: 1 = LeakyReLU, "
+                          "k > 1 = maxout over k linear pieces (the PacGAN/VEEGAN mixture "
+                          "discriminator uses 5)")
     g_norm: Literal["batch", "none"] = "none"
 
 
@@ -55,15 +58,32 @@ class MLPGenerator(Generator):
         return self.net(z)
 
 
+class Maxout(nn.Module):
+    """Linear layer with ``pieces`` outputs per unit, reduced by their maximum
+    (Goodfellow et al., 2013)."""
+
+    def __init__(self, in_features: int, out_features: int, pieces: int) -> None:
+        super().__init__()
+        self.pieces = pieces
+        self.linear = nn.Linear(in_features, out_features * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(x)
+        return y.view(*y.shape[:-1], -1, self.pieces).amax(dim=-1)
+
+
 class MLPDiscriminator(nn.Module):
-    """LeakyReLU MLP with a (projection) linear head."""
+    """LeakyReLU (or maxout) MLP with a (projection) linear head."""
 
     def __init__(self, cfg: MLPConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = cfg.data_dim
         for _ in range(cfg.d_layers):
-            layers += [nn.Linear(width, cfg.d_hidden), nn.LeakyReLU(0.2, inplace=True)]
+            if cfg.d_maxout > 1:
+                layers.append(Maxout(width, cfg.d_hidden, cfg.d_maxout))
+            else:
+                layers += [nn.Linear(width, cfg.d_hidden), nn.LeakyReLU(0.2, inplace=True)]
             width = cfg.d_hidden
         self.features = nn.Sequential(*layers)
         self.head = ProjectionHead(width, cfg.num_classes)
