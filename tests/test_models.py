@@ -118,7 +118,8 @@ def test_penalties_on_a_linear_critic() -> None:
                             torch.randn(6, 2)).item() == pytest.approx(0.0, abs=1e-10)
 
 
-@pytest.mark.parametrize("kind", ["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"])
+@pytest.mark.parametrize("kind", ["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge",
+                                  "rpgan"])
 def test_objectives_push_in_the_right_directions(kind: str) -> None:
     """D raises real logits and lowers fake ones; G raises fake logits (inside every
     objective's targets: LSGAN's are 1 for real and 0 for fake)."""
@@ -127,8 +128,23 @@ def test_objectives_push_in_the_right_directions(kind: str) -> None:
     d_loss(kind, real, fake).backward()
     assert (real.grad < 0).all() and (fake.grad > 0).all()
     fake_g = torch.full((4,), 0.5, requires_grad=True)
-    g_loss(kind, fake_g).backward()
+    g_loss(kind, fake_g, real.detach()).backward()
     assert (fake_g.grad < 0).all()
+
+
+def test_relativistic_pairing_judges_differences_of_paired_logits() -> None:
+    """RpGAN (Jolicoeur-Martineau 2019; R3GAN): only D(x_i) - D(G(z_i)) matters, so a shift
+    of every logit changes nothing, while re-pairing the same logits does; G's loss is the
+    pairing reversed and needs the real logits."""
+    real, fake = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([0.0, 1.0, -3.0])
+    expected = torch.log1p(torch.exp(fake - real)).mean()
+    assert d_loss("rpgan", real, fake).item() == pytest.approx(expected.item())
+    assert d_loss("rpgan", real + 7, fake + 7).item() == pytest.approx(expected.item())
+    assert d_loss("rpgan", real, fake.flip(0)).item() != pytest.approx(expected.item())
+    assert g_loss("rpgan", fake, real).item() == pytest.approx(
+        torch.log1p(torch.exp(real - fake)).mean().item())
+    with pytest.raises(ValueError, match="real logits"):
+        g_loss("rpgan", fake)
 
 
 def test_ema_update_and_warmup() -> None:

@@ -165,3 +165,33 @@ def test_graceful_stop_catches_the_first_signal_only() -> None:
         assert stop.requested and stop.signal_name == "SIGINT"
         assert signal.getsignal(signal.SIGINT) is previous  # a second Ctrl-C acts at once
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+@pytest.mark.parametrize("recipe", ["gan", "infogan", "stylegan2"])
+def test_rpgan_pairs_each_fake_with_a_real_logit_and_r2_is_logged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recipe: str) -> None:
+    """Every recipe's G step hands the relativistic loss D's logits of the step's real
+    batch, one per fake; the D step logs the R2 penalty on the fakes."""
+    from ganforge.train import infogan as infogan_module
+
+    from .test_infogan import tiny_infogan
+    from .test_stylegan2_recipe import _cfg as tiny_stylegan2
+
+    seen: list[tuple[tuple[int, ...], tuple[int, ...] | None]] = []
+    real_g_loss = gan_module.g_loss
+
+    def spy(kind: str, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+        seen.append((tuple(fake.shape), None if real is None else tuple(real.shape)))
+        assert real is None or not real.requires_grad  # G's gradient flows through fakes only
+        return real_g_loss(kind, fake, real)
+
+    monkeypatch.setattr(gan_module, "g_loss", spy)
+    monkeypatch.setattr(infogan_module, "g_loss", spy)
+    settings = {"steps": 3, "loss": "rpgan", "r2_gamma": 0.5, "log_every": 1}
+    cfg = {"gan": lambda: tiny_image_config(tmp_path, **settings),
+           "infogan": lambda: tiny_infogan(tmp_path, **settings),
+           "stylegan2": lambda: tiny_stylegan2(tmp_path, **settings)}[recipe]()
+    run = gf.train(cfg)
+    assert len(seen) == 3 and all(real == fake and fake[0] > 1 for fake, real in seen)
+    assert all(row["r2"] > 0 for row in run.metrics if "loss_d" in row)
+    assert sum("r2" in row for row in run.metrics) == 3

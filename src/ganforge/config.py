@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ganforge.errors import ConfigError
 
-LossName = Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"]
+LossName = Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge", "rpgan"]
 MutationName = Literal["minimax", "nonsaturating", "lsgan"]
 RecipeName = Literal["gan", "egan", "infogan", "stylegan2"]
 DiffAugmentOp = Literal["color", "translation", "cutout"]
@@ -168,6 +168,8 @@ class RunConfig(StrictModel):
     loss: LossName = "nonsaturating"
     n_critic: int = Field(1, ge=1, description="D steps per G step")
     r1_gamma: float = Field(0.0, ge=0, description="R1 penalty weight (0 = off)")
+    r2_gamma: float = Field(0.0, ge=0, description="R2 penalty weight: R1's gradient "
+                            "penalty on generated samples (0 = off)")
     gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight for wgan-gp")
     pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples "
                       "jointly (1 = no packing); unconditional runs only")

@@ -1,7 +1,8 @@
 """Adversarial objectives and regularizers as small functions of logits and tensors.
 
 Each objective gives the discriminator loss from real/fake logits and the generator
-loss from fake logits; all return scalar means.
+loss from fake logits (the relativistic pairing objective also from the real logits of a
+batch of the same size); all return scalar means.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ def d_loss(kind: str, real: Logits, fake: Logits) -> torch.Tensor:
         return fake.mean() - real.mean()
     if kind == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "rpgan":  # -log sigmoid(D(x_i) - D(G(z_i))), real i paired with fake i
+        return F.softplus(fake - real).mean()
     raise ValueError(f"unknown objective '{kind}'")
 
 
-def g_loss(kind: str, fake: Logits) -> torch.Tensor:
-    """Generator loss for objective ``kind``."""
+def g_loss(kind: str, fake: Logits, real: Logits | None = None) -> torch.Tensor:
+    """Generator loss for objective ``kind``; ``rpgan`` also needs the (detached) logits
+    of a real batch of the same size, paired element by element with ``fake``."""
     if kind == "minimax":  # minimise log(1 - D(G(z))) (saturating)
         return -F.softplus(fake).mean()
     if kind == "nonsaturating":  # minimise -log D(G(z))
@@ -37,6 +41,10 @@ def g_loss(kind: str, fake: Logits) -> torch.Tensor:
         return 0.5 * (fake - 1).square().mean()
     if kind in ("wgan-gp", "hinge"):
         return -fake.mean()
+    if kind == "rpgan":  # the pairing reversed: -log sigmoid(D(G(z_i)) - D(x_i))
+        if real is None:
+            raise ValueError("the rpgan generator loss needs the real logits")
+        return F.softplus(real - fake).mean()
     raise ValueError(f"unknown objective '{kind}'")
 
 
@@ -58,7 +66,8 @@ def mutation_loss(kind: str, fake: Logits) -> torch.Tensor:
 def r1_penalty(real_logits: Logits, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al., 2018): E ||grad_x D(x)||^2 on real data (needs real.requires_grad).
 
-    Multiply by gamma / 2 for the usual weighting.
+    Multiply by gamma / 2 for the usual weighting. The same penalty on generated samples
+    is R2 (as R3GAN pairs them with the relativistic loss).
     """
     (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
     return grad.square().flatten(1).sum(1).mean()

@@ -90,7 +90,7 @@ def train(
     resolution: Annotated[int | None, typer.Option(
         help="Image side in pixels (default 32).")] = None,
     loss: Annotated[str | None, typer.Option(
-        help="minimax, nonsaturating (default), lsgan, wgan-gp or hinge.")] = None,
+        help="minimax, nonsaturating (default), lsgan, wgan-gp, hinge or rpgan.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu (default), cuda, cuda:N.")] = None,
     conditional: Annotated[bool | None, typer.Option(
         "--conditional/--unconditional", help="Condition on the data's labels.")] = None,

@@ -105,6 +105,7 @@ class GANRecipe:
         # run) does not depend on the device; each draw covers the global batch and every
         # rank keeps its slice, so ranks differ and the run does not depend on their number
         self.rng = torch.Generator().manual_seed(config.seed + 1)
+        self._g_reals: torch.Tensor | None = None  # the real batch G's step pairs with
 
     # ---------------------------------------------------------------- hooks
     def _g_forward_module(self) -> nn.Module:
@@ -147,7 +148,17 @@ class GANRecipe:
     def _g_loss(self, fake: torch.Tensor, y: torch.Tensor | None,
                 logs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The G step's loss on ``fake`` (run under autocast, with D frozen)."""
-        return g_loss(self.cfg.loss, self.d_judge(self._augment(fake), y).float())
+        return g_loss(self.cfg.loss, self.d_judge(self._augment(fake), y).float(),
+                      self._g_real_logits(y))
+
+    def _g_real_logits(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """For the relativistic pairing loss, D's detached logits of the step's last real
+        batch (what G's samples are paired with); None for every other objective."""
+        if self.cfg.loss != "rpgan":
+            return None
+        assert self._g_reals is not None
+        with torch.no_grad():
+            return self.d_judge(self._augment(self._reals(self._g_reals)), y).float()
 
     # ---------------------------------------------------------------- one step
     def _latents(self, n: int) -> torch.Tensor:
@@ -177,11 +188,13 @@ class GANRecipe:
     def _d_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None,
                 fake: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, logs = self.cfg, {}
-        if cfg.r1_gamma > 0:  # R1 is w.r.t. the un-augmented reals, through the augmentation
+        # R1 (R2) is w.r.t. the un-augmented reals (fakes), through the augmentation
+        if cfg.r1_gamma > 0:
             x = x.detach().requires_grad_(True)
+        fake = fake.detach().requires_grad_(cfg.r2_gamma > 0)
         # real and fake get independent augmentations; WGAN-GP interpolates between the
         # augmented batches, the distributions D is trained on
-        real_in, fake_in = self._augment(self._reals(x)), self._augment(fake.detach())
+        real_in, fake_in = self._augment(self._reals(x)), self._augment(fake)
         inputs = [real_in, fake_in]
         penalised = cfg.loss == "wgan-gp" and cfg.gp_weight > 0
         if penalised:
@@ -200,6 +213,9 @@ class GANRecipe:
         if cfg.r1_gamma > 0:
             logs["r1"] = r1_penalty(real_logits, x)
             loss = loss + 0.5 * cfg.r1_gamma * logs["r1"]
+        if cfg.r2_gamma > 0:
+            logs["r2"] = r1_penalty(fake_logits, fake)
+            loss = loss + 0.5 * cfg.r2_gamma * logs["r2"]
         if penalised:
             logs["gp"] = unit_gradient_penalty(logits[2], inputs[2])
             loss = loss + cfg.gp_weight * logs["gp"]
@@ -234,6 +250,7 @@ class GANRecipe:
             with torch.set_grad_enabled(last), self.amp.autocast():
                 fake = self.g_run(self._latents(x.shape[0]), y)
             logs = self._d_step(step, x, y, fake)
+        self._g_reals = x
         self.D.requires_grad_(False)
         try:
             with self.amp.autocast():

@@ -134,7 +134,7 @@ class InfoGANRecipe(GANRecipe):
         logits, q = self.q_judge(fake)
         if self.augment is not None:  # D judges augmented fakes; Q still reads the codes
             logits = self.d_judge(self._augment(fake), y)
-        adversarial = g_loss(self.cfg.loss, logits.float())
+        adversarial = g_loss(self.cfg.loss, logits.float(), self._g_real_logits(y))
         info, _ = info_loss(q.float(), self._z, self.codes, self.cfg.infogan)
         logs["loss_g_adv"], logs["info_loss_g"] = adversarial.detach(), info.detach()
         return adversarial + info

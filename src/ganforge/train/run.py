@@ -72,8 +72,9 @@ def _model_options(config: RunConfig, spec: ModelSpec, derived: dict[str, Any]
                               f"settings ({key}={value!r}); remove it from model_options.")
         options[key] = value
     # Gradient penalties are per sample; BatchNorm in D mixes the samples of a batch. So
-    # WGAN-GP and R1 default to a D without it (WGAN-GP refuses it, R1 allows it if asked).
-    per_sample = config.loss == "wgan-gp" or config.r1_gamma > 0
+    # WGAN-GP, R1 and R2 default to a D without it (WGAN-GP refuses it, R1/R2 allow it if
+    # asked).
+    per_sample = config.loss == "wgan-gp" or config.r1_gamma > 0 or config.r2_gamma > 0
     if per_sample and "d_norm" in spec.config_cls.model_fields:
         explicit = "d_norm" in config.model_options
         if config.loss == "wgan-gp" and explicit and options["d_norm"] == "batch":
@@ -290,9 +291,9 @@ def _record_config_change(run_dir: Path, trainer: Trainer) -> None:
 # Settings that may change when a run resumes (e.g. lower learning rates after a NaN).
 # Everything else (data, model, seed, batch size) is fixed by the checkpoint.
 RESUMABLE = frozenset({"steps", "progress", "device", "g_optim", "d_optim", "loss", "r1_gamma",
-                       "gp_weight", "n_critic", "lr_schedule", "log_every", "sample_every",
-                       "checkpoint_every", "keep_checkpoints", "eval_every", "precision",
-                       "channels_last", "compile"})
+                       "r2_gamma", "gp_weight", "n_critic", "lr_schedule", "log_every",
+                       "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every",
+                       "precision", "channels_last", "compile"})
 
 
 def check_resume_changes(run_dir: Path, changes: dict[str, Any]) -> dict[str, Any]:

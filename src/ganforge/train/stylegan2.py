@@ -205,6 +205,7 @@ class StyleGAN2Recipe(GANRecipe):
             logs = self._d_step(step, x, y, fake)
             if lazy_r1 and (step * cfg.n_critic + i) % sg.r1_interval == 0:
                 extra |= self._r1_step(step, x, y)
+        self._g_reals = x
         self.D.requires_grad_(False)
         try:
             with self.amp.autocast():
