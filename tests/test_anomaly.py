@@ -308,5 +308,5 @@ def test_evaluation_of_a_standardized_run_compares_in_its_units(
     real = prepare_real(run_dir, metrics="fid", n=2000, features="identity").samples.data
     assert real.mean(0).abs().max() < 0.1 and (real.std(0) - 1).abs().max() < 0.1
     assert result["metrics"]["fid"] < 0.5, result["metrics"]
-    with pytest.raises(ConfigError, match="standardized"):
+    with pytest.raises(ConfigError, match="ring and grid"):
         prepare_real(run_dir, metrics="modes", n=2000)

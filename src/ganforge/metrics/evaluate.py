@@ -74,6 +74,8 @@ class Samples:
     data: torch.Tensor
     labels: torch.Tensor | None = None
     describe: dict[str, Any] = field(default_factory=dict)
+    # the standardization statistics ({"mean", "std"}) the samples were scaled with
+    standardize: dict[str, list[float]] | None = None
 
 
 def generate(generator: Any, n: int, seed: int = 0, batch_size: int = 250,
@@ -104,7 +106,7 @@ def bundle_samples(bundle: DataBundle, n: int | None = None, seed: int = 0) -> S
             describe[key] = bundle.info[key]
     if "standardize" in bundle.info:
         describe["standardized"] = True
-    return Samples(data, labels, describe)
+    return Samples(data, labels, describe, bundle.info.get("standardize"))
 
 
 def check_metrics(names: list[str], kind: str, data_name: str | None,
@@ -174,7 +176,11 @@ def _modes(real: Samples, fake: Samples) -> dict[str, float]:
     if name not in ("ring", "grid") or fake.data.ndim != 2:
         raise ConfigError("'modes' applies to the 2-D ring and grid mixtures only; "
                           f"the real data is '{real.describe.get('spec')}'.")
-    stats = mode_stats(fake.data, mixture_centers(name), MIXTURE_STD[name]).as_dict()
+    points = fake.data
+    if real.standardize is not None:  # distances to the modes are in the data's own units
+        std = torch.tensor(real.standardize["std"], dtype=points.dtype)
+        points = points * std + torch.tensor(real.standardize["mean"], dtype=points.dtype)
+    stats = mode_stats(points, mixture_centers(name), MIXTURE_STD[name]).as_dict()
     return {k: float(v) for k, v in stats.items()}
 
 
@@ -345,14 +351,9 @@ def prepare_real(generator: Any, real: str | None = None,
     extractor = get_extractor(feature_name, device)
     real_s = bundle_samples(bundle, n if n_real is None else n_real, seed)
     real_s.describe["split"] = split_used
-    standardized = "standardize" in bundle.info
     if auto:
-        names = default_metrics(bundle.kind, None if standardized else bundle.name, extractor,
+        names = default_metrics(bundle.kind, bundle.name, extractor,
                                 g.num_classes is not None, bundle.labels is not None)
-    if standardized and "modes" in names:
-        raise ConfigError("'modes' measures distances to the mixture's modes in the data's "
-                          "own units, but this generator was trained on standardized data; "
-                          "drop 'modes' or train without standardize.")
     check_metrics(names, bundle.kind, bundle.name, g.num_classes is not None,
                   bundle.labels is not None, extractor, n, len(real_s.data), options,
                   g.num_classes)
