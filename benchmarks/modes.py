@@ -66,24 +66,13 @@ PUBLISHED: dict[tuple[str, str], tuple[float, ...]] = {
 }
 
 
-def to_data_units(samples: Any, info: dict[str, Any]) -> Any:
-    """Samples of a generator trained with ``standardize`` mapped back to the data's units
-    (the mode statistics measure distances there); other samples unchanged."""
-    stats = (info.get("data") or {}).get("standardize")
-    if not stats:
-        return samples
-    import torch
-
-    std, mean = torch.tensor(stats["std"]), torch.tensor(stats["mean"])
-    return samples * std.to(samples) + mean.to(samples)
-
-
 def run_trial(job: tuple[str, str, int, int | None]) -> dict[str, Any]:
     """Train one configuration once and score 2,500 samples (runs in a worker)."""
     import torch
 
     import ganforge as gf
     from ganforge.data import MIXTURE_STD, mixture_centers
+    from ganforge.data.spec import unstandardize
     from ganforge.metrics import mode_stats
 
     data, name, trial, steps = job
@@ -94,7 +83,10 @@ def run_trial(job: tuple[str, str, int, int | None]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
         run = gf.train(cfg, out=out)
         generator = run.load_generator()
-        samples = to_data_units(generator.sample(2500, seed=10_000 + trial), generator.info)
+        samples = generator.sample(2500, seed=10_000 + trial)
+        stats = (generator.info.get("data") or {}).get("standardize")
+        if stats:  # mode statistics measure distances in the data's units
+            samples = unstandardize(samples, stats)
         survivors = {k.removeprefix("survivor_"): v for k, v in run.metrics[-1].items()
                      if k.startswith("survivor_")}
     stats = mode_stats(samples, mixture_centers(data), MIXTURE_STD[data])

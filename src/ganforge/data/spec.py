@@ -257,6 +257,13 @@ def standardize_points(bundle: DataBundle) -> DataBundle:
     return apply_standardization(bundle, {"mean": mean.tolist(), "std": std.tolist()})
 
 
+def unstandardize(points: torch.Tensor, stats: dict[str, list[float]]) -> torch.Tensor:
+    """Points in standardized units (e.g. samples of a generator trained with
+    ``standardize``) mapped back to the data's units with the recorded ``{"mean", "std"}``."""
+    std = torch.tensor(stats["std"], dtype=points.dtype, device=points.device)
+    return points * std + torch.tensor(stats["mean"], dtype=points.dtype, device=points.device)
+
+
 def apply_standardization(bundle: DataBundle, stats: dict[str, list[float]]) -> DataBundle:
     """Points shifted and scaled by given column statistics (``{"mean", "std"}``, as
     :func:`standardize_points` records them), e.g. real data brought into the units of

@@ -170,6 +170,7 @@ def _cas(real: Samples, fake: Samples, epochs: int, seed: int) -> float:
 
 def _modes(real: Samples, fake: Samples) -> dict[str, float]:
     from ganforge.data import MIXTURE_STD, mixture_centers
+    from ganforge.data.spec import unstandardize
     from ganforge.metrics.mixtures import mode_stats
 
     name = real.describe.get("name")
@@ -178,8 +179,7 @@ def _modes(real: Samples, fake: Samples) -> dict[str, float]:
                           f"the real data is '{real.describe.get('spec')}'.")
     points = fake.data
     if real.standardize is not None:  # distances to the modes are in the data's own units
-        std = torch.tensor(real.standardize["std"], dtype=points.dtype)
-        points = points * std + torch.tensor(real.standardize["mean"], dtype=points.dtype)
+        points = unstandardize(points, real.standardize)
     stats = mode_stats(points, mixture_centers(name), MIXTURE_STD[name]).as_dict()
     return {k: float(v) for k, v in stats.items()}
 
