@@ -310,3 +310,29 @@ def test_evaluation_of_a_standardized_run_compares_in_its_units(
     assert result["metrics"]["fid"] < 0.5, result["metrics"]
     with pytest.raises(ConfigError, match="ring and grid"):
         prepare_real(run_dir, metrics="modes", n=2000)
+
+
+def test_samples_of_a_standardized_run_come_back_in_the_data_units(
+        rows_run: tuple[Path, Rows], tmp_path: Path) -> None:
+    """``units="data"`` (and ``ganforge sample`` by default) maps standardized rows back
+    with the training statistics, so columns 0.1 and 100 wide come out at their scale."""
+    run_dir, rows = rows_run
+    g = gf.load(run_dir)
+    assert g.standardization is not None
+    model = g.sample(2000, seed=0).numpy()
+    data = g.sample(2000, seed=0, units="data").numpy()
+    raw = rows.draw(2000)
+    assert np.abs(model.mean(0)).max() < 0.3 and np.abs(model.std(0) - 1).max() < 0.3
+    assert np.all(np.abs(data.mean(0) - raw.mean(0)) < 0.3 * raw.std(0))
+    ratio = data.std(0) / raw.std(0)
+    assert np.all((ratio > 0.7) & (ratio < 1.4)), ratio
+    with pytest.raises(ConfigError, match="'model' or 'data'"):
+        g.sample(4, units="raw")  # type: ignore[arg-type]
+    out = tmp_path / "rows.npz"
+    run_cli("sample", str(run_dir), "--n", "300", "--out", str(out), check=True)
+    np.testing.assert_allclose(np.load(out)["x"], g.sample(300, seed=0, units="data"),
+                               rtol=1e-5, atol=1e-5)
+    run_cli("sample", str(run_dir), "--n", "300", "--out", str(out), "--units", "model",
+            check=True)
+    np.testing.assert_allclose(np.load(out)["x"], g.sample(300, seed=0), rtol=1e-5,
+                               atol=1e-5)

@@ -17,6 +17,7 @@ from ganforge.registry import get_model
 EXPORT_NAME = "generator.safetensors"
 BEST_NAME = "best.safetensors"  # the export with the best evaluation score so far
 LabelsArg = int | Sequence[int] | torch.Tensor | None
+Units = Literal["model", "data"]
 
 
 def resolve_generator_path(path: str | Path) -> Path:
@@ -98,6 +99,20 @@ class LoadedGenerator:
         self.module.to(device)
         return self
 
+    @property
+    def standardization(self) -> dict[str, list[float]] | None:
+        """The column statistics ``{"mean", "std"}`` of a generator trained on points
+        with ``standardize`` (its samples are in standardized units); None otherwise."""
+        return (self.info.get("data") or {}).get("standardize")
+
+    def to_data_units(self, samples: torch.Tensor) -> torch.Tensor:
+        """Samples of this generator in the training data's units: standardized points
+        mapped back with the training statistics; anything else unchanged."""
+        from ganforge.data.spec import unstandardize
+
+        stats = self.standardization
+        return samples if stats is None else unstandardize(samples, stats)
+
     def make_labels(self, n: int, labels: LabelsArg) -> torch.Tensor | None:
         """Expand an int or a list (tiled cyclically to n) into a label tensor; by default
         the classes in turn."""
@@ -112,9 +127,13 @@ class LoadedGenerator:
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, labels: LabelsArg = None,
                generator: torch.Generator | None = None, batch_size: int = 256,
-               truncation: float | None = None) -> torch.Tensor:
+               truncation: float | None = None, units: Units = "model") -> torch.Tensor:
         """``n`` samples: images in [-1, 1] NCHW, or points N x D. Seeded draws are
         identical on every device (latents are drawn on the CPU).
+
+        ``units``: "model" gives what the network outputs; "data" maps the points of a
+        generator trained with ``standardize`` back to the data's units (the same as
+        "model" for every other generator).
 
         ``truncation``: the truncation trick (None: off). For z-space generators latents
         are drawn from N(0, 1) truncated to ``|z_i| <= truncation``, the same seed giving
@@ -124,6 +143,8 @@ class LoadedGenerator:
         """
         if n < 1:
             raise ConfigError(f"Number of samples must be at least 1, got {n}.")
+        if units not in ("model", "data"):
+            raise ConfigError(f"units must be 'model' or 'data', got {units!r}.")
         truncation = check_truncation(truncation, truncation_space(self.module))
         if generator is None:
             generator = torch.Generator()
@@ -140,7 +161,8 @@ class LoadedGenerator:
             zb = z[i:i + batch_size].to(self.device)
             yb = None if y is None else y[i:i + batch_size].to(self.device)
             out.append(self.module(zb, yb, **extra).float().cpu())
-        return torch.cat(out)
+        samples = torch.cat(out)
+        return self.to_data_units(samples) if units == "data" else samples
 
     def __repr__(self) -> str:
         return (f"LoadedGenerator(model={self.model!r}, kind={self.kind!r}, "

@@ -166,6 +166,9 @@ def sample(
     truncation: Annotated[float | None, typer.Option(
         help="Truncation trick: keep latents within |z| <= T (e.g. 0.5; smaller: more "
              "typical, less varied samples). Default: no truncation.")] = None,
+    units: Annotated[str, typer.Option(
+        help="data: points of a run trained with standardize mapped back to the data's "
+             "units; model: the network's standardized output.")] = "data",
 ) -> None:
     """Draw samples from a trained generator."""
     import numpy as np
@@ -182,7 +185,8 @@ def sample(
         raise ConfigError(f"--out {out}: use a .png file (a grid), a .npz file (raw values) "
                           "or a folder name without a suffix (one PNG per image).")
     g = gf.load(source, device=pick_device(device))
-    x = g.sample(n, seed=seed, labels=label_list, truncation=truncation)
+    x = g.sample(n, seed=seed, labels=label_list, truncation=truncation,
+                 units=units)  # type: ignore[arg-type]  # checked by sample()
     if out.suffix == ".npz":
         import io
 
