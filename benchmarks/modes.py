@@ -57,7 +57,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "egan-lsgan": {"recipe": "egan", "egan": {"mutations": ["lsgan"]}},
 }
 # the best configuration per mixture, chosen in single-seed probes (docs/benchmarks.md)
-BEST = {"ring": "wide-pacgan2", "grid": "wide-std-gan"}
+BEST = {"ring": "wide-pacgan2", "grid": "wide-std-pacgan2"}
 DEFAULT_CONFIGS = {"ring": ["gan", "egan", "pacgan2", "pacgan4", BEST["ring"]],
                    "grid": ["gan", "egan", "pacgan2", "pacgan4", BEST["grid"]]}
 # PacGAN paper (Lin et al., 2018), Table 1: (modes, se, high quality %, se, reverse KL, se)
