@@ -23,7 +23,7 @@ from torch import nn
 from ganforge.apps.latent_search import SearchResult, SearchSettings, latent_search
 from ganforge.checkpoint import load_state
 from ganforge.config import RunConfig, read_yaml, validate_config
-from ganforge.data.spec import parse_spec
+from ganforge.data.spec import parse_spec, standardize
 from ganforge.errors import CheckpointError, ConfigError, DataError
 from ganforge.generator import LoadedGenerator, load
 from ganforge.registry import get_model
@@ -165,9 +165,7 @@ class AnomalyDetector:
                             f"[{float(t.min()):.3g}, {float(t.max()):.3g}]. Scale them as "
                             "x / 127.5 - 1.")
         if self.scaler is not None:
-            mean = torch.tensor(self.scaler["mean"], dtype=torch.float64)
-            std = torch.tensor(self.scaler["std"], dtype=torch.float64)
-            t = ((t.double() - mean) / std).float()
+            t = standardize(t, self.scaler)
         t = t.to(self.device)
         return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
 

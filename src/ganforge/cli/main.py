@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -151,6 +152,13 @@ def train(
     typer.echo(f"run directory: {run.dir}")
 
 
+class SampleUnits(StrEnum):
+    """The units ``ganforge sample`` writes points in (``LoadedGenerator.sample(units=)``)."""
+
+    data = "data"
+    model = "model"
+
+
 @app.command()
 @user_errors
 def sample(
@@ -166,9 +174,10 @@ def sample(
     truncation: Annotated[float | None, typer.Option(
         help="Truncation trick: keep latents within |z| <= T (e.g. 0.5; smaller: more "
              "typical, less varied samples). Default: no truncation.")] = None,
-    units: Annotated[str, typer.Option(
-        help="data: points of a run trained with standardize mapped back to the data's "
-             "units; model: the network's standardized output.")] = "data",
+    units: Annotated[SampleUnits, typer.Option(
+        help="For runs trained on points with standardize: data maps the samples back to "
+             "the data's units, model keeps the network's standardized output. No effect "
+             "on other runs.")] = SampleUnits.data,
 ) -> None:
     """Draw samples from a trained generator."""
     import numpy as np
@@ -185,8 +194,7 @@ def sample(
         raise ConfigError(f"--out {out}: use a .png file (a grid), a .npz file (raw values) "
                           "or a folder name without a suffix (one PNG per image).")
     g = gf.load(source, device=pick_device(device))
-    x = g.sample(n, seed=seed, labels=label_list, truncation=truncation,
-                 units=units)  # type: ignore[arg-type]  # checked by sample()
+    x = g.sample(n, seed=seed, labels=label_list, truncation=truncation, units=units.value)
     if out.suffix == ".npz":
         import io
 
@@ -205,7 +213,8 @@ def sample(
     else:
         raise ConfigError("Points cannot be written one file per sample; use --out x.png "
                           "(scatter plot) or --out x.npz.")
-    typer.echo(f"wrote {n} samples to {out}")
+    units_note = f" (in {units.value} units)" if g.standardization is not None else ""
+    typer.echo(f"wrote {n} samples to {out}{units_note}")
 
 
 @app.command()

@@ -257,6 +257,14 @@ def standardize_points(bundle: DataBundle) -> DataBundle:
     return apply_standardization(bundle, {"mean": mean.tolist(), "std": std.tolist()})
 
 
+def standardize(points: torch.Tensor, stats: dict[str, list[float]]) -> torch.Tensor:
+    """Points in the data's units shifted and scaled by recorded column statistics
+    (``{"mean", "std"}``), computed in float64 and returned as float32."""
+    mean = torch.tensor(stats["mean"], dtype=torch.float64, device=points.device)
+    std = torch.tensor(stats["std"], dtype=torch.float64, device=points.device)
+    return ((points.double() - mean) / std).float()
+
+
 def unstandardize(points: torch.Tensor, stats: dict[str, list[float]]) -> torch.Tensor:
     """Points in standardized units (e.g. samples of a generator trained with
     ``standardize``) mapped back to the data's units with the recorded ``{"mean", "std"}``."""
@@ -268,13 +276,13 @@ def apply_standardization(bundle: DataBundle, stats: dict[str, list[float]]) -> 
     """Points shifted and scaled by given column statistics (``{"mean", "std"}``, as
     :func:`standardize_points` records them), e.g. real data brought into the units of
     a generator trained on standardized data."""
-    mean = torch.tensor(stats["mean"], dtype=torch.float64)
-    std = torch.tensor(stats["std"], dtype=torch.float64)
-    if bundle.kind != "points" or bundle.data.shape[1:] != mean.shape:
+    columns = len(stats["mean"])
+    if bundle.kind != "points" or tuple(bundle.data.shape[1:]) != (columns,):
         raise DataError(f"'{bundle.spec}' has samples of shape {tuple(bundle.sample_shape)}, "
-                        f"but the standardization statistics are for {mean.numel()} columns; "
+                        f"but the standardization statistics are for {columns} columns; "
                         "use the data the run was trained on.")
-    data = ((bundle.data.double() - mean) / std).float()
-    info = {**bundle.info, "standardize": {"mean": mean.tolist(), "std": std.tolist()}}
+    data = standardize(bundle.data, stats)
+    info = {**bundle.info, "standardize": {"mean": [float(v) for v in stats["mean"]],
+                                           "std": [float(v) for v in stats["std"]]}}
     return DataBundle(bundle.name, bundle.spec, "points", data, bundle.labels,
                       bundle.num_classes, info)
