@@ -132,15 +132,24 @@ def test_egan_learns_the_ring(tmp_path: Path) -> None:
     _assert_learned_the_ring(run)
 
 
-def test_egan_population_resumes_exactly(tmp_path: Path) -> None:
-    cfg = {**RING, "recipe": "egan", "egan": {"parents": 2, "gamma": 0.1}, "steps": 30,
-           "seed": 5, "checkpoint_every": 10, "progress": False, "sample_every": 0}
+@pytest.mark.parametrize("adam_state", ["parent", "mutation"])
+def test_egan_population_resumes_exactly(tmp_path: Path, adam_state: str) -> None:
+    cfg = {**RING, "recipe": "egan", "steps": 30, "seed": 5, "checkpoint_every": 10,
+           "egan": {"parents": 2, "gamma": 0.1, "adam_state": adam_state},
+           "progress": False, "sample_every": 0}
     whole = gf.train(cfg, run_dir=tmp_path / "whole")
     part = gf.train({**cfg, "steps": 20}, run_dir=tmp_path / "part")
     gf.resume(part.dir, steps=30)
     a, _ = load_state(rundir.state_path(whole.dir, 30))
     b, _ = load_state(rundir.state_path(part.dir, 30))
     assert len(a["recipe"]["egan_others"]) == 1  # the second survivor is saved
+    own = a["recipe"]["egan_mutation_adam"]
+    if adam_state == "parent":
+        assert own == {}
+    else:  # one Adam per mutation, advanced by every child it made: 1 in step 1, then 2
+        assert sorted(own) == ["lsgan", "minimax", "nonsaturating"]
+        for state in own.values():
+            assert all(int(s["step"]) == 59 for s in state["state"].values())
     _assert_identical(a["recipe"], b["recipe"])
     assert _steps(whole.dir)[-1] == _steps(part.dir)[-1]
     assert [r["step"] for r in _steps(part.dir)] == list(range(1, 31))

@@ -55,6 +55,10 @@ class EGANConfig(StrictModel):
                          "-log||grad_D loss_D|| beside the quality fitness mean D(G(z))")
     fitness_batch: int | None = Field(None, ge=2, description="samples that score a child "
                                       "(default: the batch size)")
+    adam_state: Literal["parent", "mutation"] = Field(
+        "parent", description="the Adam moments a child's update uses: 'parent' copies its "
+        "parent's (the survivor's history); 'mutation' keeps one set per mutation across "
+        "steps, advanced whenever that mutation makes a child, as in the authors' toy code")
 
     @field_validator("mutations")
     @classmethod

@@ -3,13 +3,15 @@ selection against one discriminator.
 
 Every step: D is updated on samples of the surviving parents (``n_critic`` times);
 each parent then produces one child per mutation (a copy updated once with that
-generator objective, its Adam state included); each child is scored by
+generator objective); each child is scored by
 
     fitness = quality + gamma * diversity,
     quality = E_z sigma(D(G(z))),  diversity = -log || grad_D loss_D(x, G(z)) ||,
 
 and the ``parents`` fittest children survive. The best survivor is ``G`` (sampled,
-averaged into the EMA, exported).
+averaged into the EMA, exported). A child's Adam moments are its parent's (``adam_state:
+parent``) or, with ``adam_state: mutation``, the ones its mutation has accumulated over
+every child it made (the authors' toy code keeps one Adam per objective).
 
 With ``augment`` (DiffAugment / ADA), D sees augmented batches everywhere: in its own
 step, in every child's mutation loss and in the fitness (quality and diversity alike).
@@ -81,6 +83,8 @@ class EGANRecipe(GANRecipe):
         self.survivors: list[str] = []
         self.fitness: list[float] = []
         self.candidates: list[list[Any]] = []  # [mutation, fitness] of every child
+        # adam_state "mutation": each mutation's own Adam state, carried across steps
+        self.mutation_adam: dict[str, dict[str, Any]] = {}
         self._step = 0
 
     # ---------------------------------------------------------------- population
@@ -90,7 +94,11 @@ class EGANRecipe(GANRecipe):
     def _restore(self, snap: tuple[dict[str, Any], dict[str, Any]]) -> None:
         """Make G and its Adam state those of ``snap``, with this step's settings."""
         self._load_g(snap[0])
-        self.opt_g.load_state_dict(clone_tree(snap[1]))
+        self._load_adam(snap[1])
+
+    def _load_adam(self, state: dict[str, Any]) -> None:
+        """G's Adam state from ``state``, with this step's learning rate and settings."""
+        self.opt_g.load_state_dict(clone_tree(state))
         g = self.cfg.g_optim
         for group in self.opt_g.param_groups:
             group.update(lr=g.lr * lr_factor(self.cfg.lr_schedule, self._step, self.cfg.steps),
@@ -177,11 +185,16 @@ class EGANRecipe(GANRecipe):
             for parent in parents:
                 for mutation in self.evo.mutations:
                     self._restore(parent)
+                    own_adam = self.evo.adam_state == "mutation"
+                    if own_adam and mutation in self.mutation_adam:
+                        self._load_adam(self.mutation_adam[mutation])
                     with self.amp.autocast():
                         fake = self.g_run(z, y)
                         judged = self._augment(fake, self._shared(mut_seed))
                         loss = mutation_loss(mutation, self.d_judge(judged, y).float())
                     self._update("G", self.opt_g, self.G, loss, step, logs)
+                    if own_adam:
+                        self.mutation_adam[mutation] = clone_tree(self.opt_g.state_dict())
                     fit = (float("nan"),) * 3
                     if select:
                         self.D.requires_grad_(True)
@@ -217,10 +230,13 @@ class EGANRecipe(GANRecipe):
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(),
                 "egan_others": [{"G": g, "opt_g": o} for g, o in self.others],
-                "egan_survivors": list(self.survivors)}
+                "egan_survivors": list(self.survivors),
+                "egan_mutation_adam": dict(self.mutation_adam)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.others = [(clone_tree(p["G"]), clone_tree(p["opt_g"]))
                        for p in state.get("egan_others", [])]
         self.survivors = list(state.get("egan_survivors", []))
+        self.mutation_adam = {k: clone_tree(v)
+                              for k, v in state.get("egan_mutation_adam", {}).items()}
