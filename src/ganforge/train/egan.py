@@ -180,12 +180,12 @@ class EGANRecipe(GANRecipe):
         if self.augment is not None:
             mut_seed, fit_seed = self.augment.draw_seed(), self.augment.draw_seed()
         children: list[tuple[float, float, float, str, Any]] = []
+        own_adam = self.evo.adam_state == "mutation"
         self.D.requires_grad_(False)
         try:
             for parent in parents:
                 for mutation in self.evo.mutations:
                     self._restore(parent)
-                    own_adam = self.evo.adam_state == "mutation"
                     if own_adam and mutation in self.mutation_adam:
                         self._load_adam(self.mutation_adam[mutation])
                     with self.amp.autocast():
