@@ -51,6 +51,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "wide-std-gan": {**WIDE, "standardize": True, "steps": 24000},
     # the same with pairs of samples packed into D's input (PacGAN2)
     "wide-std-pacgan2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000},
+    # the same with the relativistic pairing loss and R2 beside R1 (R3GAN's objective)
+    "wide-std-rpgan-pacgan2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000,
+                               "loss": "rpgan", "r2_gamma": 0.001},
     # E-GAN's single-mutation baselines: the same recipe with one mutation (no selection)
     "egan-minimax": {"recipe": "egan", "egan": {"mutations": ["minimax"]}},
     "egan-nonsaturating": {"recipe": "egan", "egan": {"mutations": ["nonsaturating"]}},
