@@ -58,6 +58,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "egan-minimax": {"recipe": "egan", "egan": {"mutations": ["minimax"]}},
     "egan-nonsaturating": {"recipe": "egan", "egan": {"mutations": ["nonsaturating"]}},
     "egan-lsgan": {"recipe": "egan", "egan": {"mutations": ["lsgan"]}},
+    # E-GAN with one Adam state per mutation, as in the authors' toy code
+    "egan-adam-mutation": {"recipe": "egan", "egan": {"adam_state": "mutation"}},
 }
 # the best configuration per mixture, chosen in single-seed probes (docs/benchmarks.md)
 BEST = {"ring": "wide-pacgan2", "grid": "wide-std-pacgan2"}
@@ -160,7 +162,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])
     ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=None,
-                    help="default: all grid configs; ring without the E-GAN baselines")
+                    help="default: gan, egan, pacgan2, pacgan4 and BEST[data]")
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--steps", type=int, default=None, help="override the steps per run")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
