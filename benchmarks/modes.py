@@ -127,13 +127,13 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def print_table(summary: list[dict[str, Any]]) -> None:
-    print(f"\n{'data':<5} {'config':<19} {'n':>3} {'modes':>12} {'high quality %':>15} "
+    print(f"\n{'data':<5} {'config':<22} {'n':>3} {'modes':>12} {'high quality %':>15} "
           f"{'reverse KL':>13} {'s/trial':>8}   published (PacGAN Table 1)")
     for s in summary:
         pub = s["published"]
         ref = (f"{pub[0]} ± {pub[1]}, {pub[2]} ± {pub[3]}%, {pub[4]} ± {pub[5]}"
                if pub else "")
-        print(f"{s['data']:<5} {s['config']:<19} {s['trials']:>3} "
+        print(f"{s['data']:<5} {s['config']:<22} {s['trials']:>3} "
               f"{s['modes'][0]:>6.1f} ± {s['modes'][1]:<3.1f} "
               f"{s['high_quality_pct'][0]:>8.1f} ± {s['high_quality_pct'][1]:<4.1f} "
               f"{s['reverse_kl'][0]:>6.3f} ± {s['reverse_kl'][1]:<4.3f} "

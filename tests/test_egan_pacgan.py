@@ -155,6 +155,18 @@ def test_egan_population_resumes_exactly(tmp_path: Path, adam_state: str) -> Non
     assert [r["step"] for r in _steps(part.dir)] == list(range(1, 31))
 
 
+def test_egan_mutation_adam_states_follow_the_lr_schedule(tmp_path: Path) -> None:
+    run = gf.train({**RING, "recipe": "egan", "steps": 10, "seed": 1, "checkpoint_every": 10,
+                    "lr_schedule": "linear", "egan": {"adam_state": "mutation"}},
+                   run_dir=tmp_path / "run", progress=False, sample_every=0)
+    state, _ = load_state(rundir.state_path(run.dir, 10))
+    own = state["recipe"]["egan_mutation_adam"]
+    assert sorted(own) == ["lsgan", "minimax", "nonsaturating"]
+    for adam in own.values():  # set from the last step's schedule, not the saved value
+        assert adam["param_groups"][0]["lr"] == pytest.approx(1e-3 * (1 - 9 / 10))
+        assert all(int(s["step"]) == 10 for s in adam["state"].values())
+
+
 def test_egan_refuses_objectives_its_fitness_does_not_define(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="loss=nonsaturating"):
         gf.train({**RING, "recipe": "egan", "loss": "hinge", "steps": 1}, out=str(tmp_path),

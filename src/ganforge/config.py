@@ -58,7 +58,8 @@ class EGANConfig(StrictModel):
     adam_state: Literal["parent", "mutation"] = Field(
         "parent", description="the Adam moments a child's update uses: 'parent' copies its "
         "parent's (the survivor's history); 'mutation' keeps one set per mutation across "
-        "steps, advanced whenever that mutation makes a child, as in the authors' toy code")
+        "steps, advanced whenever that mutation makes a child (the authors' toy code, which "
+        "has one parent)")
 
     @field_validator("mutations")
     @classmethod
