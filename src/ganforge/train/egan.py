@@ -185,22 +185,22 @@ class EGANRecipe(GANRecipe):
         try:
             for parent in parents:
                 for mutation in self.evo.mutations:
-                    self._restore(parent)
-                    if own_adam and mutation in self.mutation_adam:
-                        self._load_adam(self.mutation_adam[mutation])
+                    adam = self.mutation_adam.get(mutation, parent[1]) if own_adam else parent[1]
+                    self._restore((parent[0], adam))
                     with self.amp.autocast():
                         fake = self.g_run(z, y)
                         judged = self._augment(fake, self._shared(mut_seed))
                         loss = mutation_loss(mutation, self.d_judge(judged, y).float())
                     self._update("G", self.opt_g, self.G, loss, step, logs)
-                    if own_adam:
-                        self.mutation_adam[mutation] = clone_tree(self.opt_g.state_dict())
+                    child = self._snapshot()
+                    if own_adam:  # shared with the child's snapshot; both are only replaced
+                        self.mutation_adam[mutation] = child[1]
                     fit = (float("nan"),) * 3
                     if select:
                         self.D.requires_grad_(True)
                         fit = self._fitness(x_fit, y_fit, z_fit, fit_seed)
                         self.D.requires_grad_(False)
-                    children.append((*fit, mutation, self._snapshot()))
+                    children.append((*fit, mutation, child))
         finally:
             self.D.requires_grad_(True)
         self.candidates = [[c[3], _rounded(c[0])] for c in children]  # in creation order
@@ -231,7 +231,7 @@ class EGANRecipe(GANRecipe):
         return {**super().state_dict(),
                 "egan_others": [{"G": g, "opt_g": o} for g, o in self.others],
                 "egan_survivors": list(self.survivors),
-                "egan_mutation_adam": dict(self.mutation_adam)}
+                "egan_mutation_adam": clone_tree(self.mutation_adam)}  # unshared tensors
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
