@@ -30,14 +30,18 @@ from ganforge.metrics.code_accuracy import code_accuracy
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The training configuration of one seed."""
-    return {"data": "mnist", "model": "infogan", "recipe": "infogan", "resolution": 32,
-            "steps": args.steps, "batch_size": 64, "precision": args.precision,
-            "g_optim": {"lr": args.g_lr}, "d_optim": {"lr": 2e-4},
-            "infogan": {"categorical_weight": args.cat_weight,
-                        "continuous_weight": args.cont_weight},
-            "model_options": {"noise_dim": args.noise_dim, "categorical": [10], "continuous": 2,
-                              "g_width": args.width, "d_width": args.width},
-            "progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 250}
+    cfg: dict[str, Any] = {
+        "data": "mnist", "model": "infogan", "recipe": "infogan", "resolution": 32,
+        "steps": args.steps, "batch_size": 64, "precision": args.precision,
+        "g_optim": {"lr": args.g_lr}, "d_optim": {"lr": 2e-4},
+        "infogan": {"categorical_weight": args.cat_weight,
+                    "continuous_weight": args.cont_weight},
+        "model_options": {"noise_dim": args.noise_dim, "categorical": [10], "continuous": 2,
+                          "g_width": args.width, "d_width": args.width},
+        "progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 250}
+    if args.q_std != "learned":  # only when set, so older result files still --append
+        cfg["model_options"]["q_std"] = args.q_std
+    return cfg
 
 
 def run_seed(job: tuple[dict[str, Any], int, str, list[int], int]) -> dict[str, Any]:
@@ -58,6 +62,8 @@ def run_seed(job: tuple[dict[str, Any], int, str, list[int], int]) -> dict[str, 
     last = run.metrics[-1]
     return {"seed": seed, "accuracy": round(result.accuracy, 4),
             "q_cat_acc": round(float(last.get("q_cat_acc", float("nan"))), 4),
+            "q_cont_mse": round(float(last.get("q_cont_mse", float("nan"))), 4),
+            "info_cont": round(float(last.get("info_cont", float("nan"))), 4),
             "assignment": result.as_dict()["assignment"], "confusion": result.confusion,
             "curve": curve, "train_s": round(train_s, 1), "run": str(run.dir)}
 
@@ -82,6 +88,8 @@ def main() -> None:
     ap.add_argument("--g-lr", type=float, default=1e-3, help="G's Adam lr (D: 2e-4)")
     ap.add_argument("--cat-weight", type=float, default=1.0)
     ap.add_argument("--cont-weight", type=float, default=0.1)
+    ap.add_argument("--q-std", default="learned", choices=["learned", "fixed"],
+                    help="Q's std for the continuous codes (fixed: std 1, as the authors' code)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/infogan.json"))
     ap.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
