@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import ganforge as gf
 from ganforge.checkpoint import save_generator
+from ganforge.config import InfoGANLossConfig
 from ganforge.errors import ConfigError
 from ganforge.latent import code_traversal, code_traversals
 from ganforge.metrics.code_accuracy import best_assignment, code_accuracy
-from ganforge.models.infogan import InfoGANGenerator
+from ganforge.models.infogan import LOG_STD_RANGE, InfoGANGenerator
 from ganforge.registry import get_model
+from ganforge.train.infogan import info_loss
 
 from .conftest import run_cli, tiny_image_config
 
@@ -73,6 +77,36 @@ def test_export_load_round_trip_samples_identically(tmp_path: Path) -> None:
         expected = G(G.sample_latents(6, generator=torch.Generator().manual_seed(3)))
     assert torch.equal(loaded.sample(6, seed=3), expected)
     assert loaded.module.codes == G.codes
+
+
+# ---------------------------------------------------------------- the information loss
+@pytest.mark.parametrize("q_std", ["fixed", "learned"])
+def test_info_loss_is_cross_entropy_plus_gaussian_nll(q_std: str) -> None:
+    """Fixed std: the continuous NLL is half the squared error (std 1); learned: Q also
+    predicts a log-std, clamped to LOG_STD_RANGE, that scales the error."""
+    spec = get_model("infogan")
+    cfg = spec.make_config({"resolution": 16, **TINY, "q_std": q_std})
+    D = spec.build_discriminator(cfg)
+    n_out = 10 + 2 * (2 if q_std == "learned" else 1)
+    assert D.q[-1].out_features == n_out
+    raw = torch.randn(8, n_out, generator=torch.Generator().manual_seed(0)) * 4
+    q = D.q_outputs(raw)
+    z = D.codes.sample(8, generator=torch.Generator().manual_seed(1))
+    _, (onehot,), cont = D.codes.split(z)
+    mean = raw[:, 10:12]
+    log_std = raw[:, 12:].clamp(*LOG_STD_RANGE) if q_std == "learned" else torch.zeros(8, 2)
+    assert torch.equal(q.cont_mean, mean) and torch.equal(q.cont_log_std, log_std)
+    if q_std == "learned":
+        assert q.cont_log_std.min() == LOG_STD_RANGE[0] and q.cont_log_std.max() == LOG_STD_RANGE[1]
+    weights = InfoGANLossConfig(categorical_weight=0.5, continuous_weight=0.2)
+    loss, parts = info_loss(q, z, D.codes, weights)
+    ce = F.cross_entropy(raw[:, :10], onehot.argmax(1))
+    var = torch.exp(2 * log_std)
+    nll = (0.5 * (cont - mean).square() / var + 0.5 * torch.log(2 * math.pi * var)).sum(1).mean()
+    assert parts["info_cat"] == pytest.approx(ce.item(), rel=1e-5)
+    assert parts["info_cont"] == pytest.approx(nll.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(0.5 * ce.item() + 0.2 * nll.item(), rel=1e-5)
+    assert parts["q_cont_mse"] == pytest.approx((cont - mean).square().mean().item(), rel=1e-5)
 
 
 # ---------------------------------------------------------------- training
