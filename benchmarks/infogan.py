@@ -8,7 +8,8 @@ shipped MNIST classifier and reports the accuracy under the best one-to-one map 
 values to digits. Prints a table and writes JSON.
 
     .venv/bin/python benchmarks/infogan.py [--seeds 0 1 2] [--steps 9000] \
-        [--noise-dim 16] [--json benchmarks/results/infogan.json] [--keep DIR]
+        [--noise-dim 16] [--q-std learned|fixed] [--json benchmarks/results/infogan.json] \
+        [--keep DIR]
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "wide-std-gan": {**WIDE, "standardize": True, "steps": 24000},
     # the same with pairs of samples packed into D's input (PacGAN2)
     "wide-std-pacgan2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000},
-    # the same trained a third longer (32k steps): the mode weights have longer to even out
+    # the same trained a third longer (32k steps); stopped after 4 trials: lower reverse KL
+    # on the worst trials, but two lost a mode (docs/benchmarks.md)
     "wide-std-pacgan2-32k": {**WIDE, "standardize": True, "pack": 2, "steps": 32000},
     # the same with the relativistic pairing loss and R2 beside R1 (R3GAN's objective)
     "wide-std-rpgan-pacgan2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000,
