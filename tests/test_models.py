@@ -51,7 +51,7 @@ def test_impossible_sizes_are_clear_config_errors(resolution: int) -> None:
 def test_unknown_model_lists_known_ones() -> None:
     assert {"dcgan", "mlp"} <= set(model_names())
     with pytest.raises(ConfigError, match=r"Unknown model 'stylegan9'.*biggan, dcgan, "
-                       r"infogan, mlp, sagan, sngan"):
+                       r"infogan, infogan-mnist, mlp, sagan, sngan"):
         get_model("stylegan9")
 
 

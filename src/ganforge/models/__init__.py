@@ -4,6 +4,7 @@ from ganforge.models import (  # noqa: F401  (registration side effect)
     biggan,
     dcgan,
     infogan,
+    infogan_mnist,
     mlp,
     sagan,
     sngan,

@@ -1,10 +1,14 @@
-"""InfoGAN (Chen et al., 2016): a DCGAN whose latent vector carries structured codes.
+"""InfoGAN (Chen et al., 2016): generators whose latent vector carries structured codes.
 
 The latent vector is ``[noise | one-hot categorical codes | continuous codes]``: noise
-is N(0, 1), each categorical code a uniform one-hot, each continuous code U(-1, 1). The
-discriminator's trunk also feeds a Q head that predicts the codes of a sample (the
-variational lower bound of the mutual information ``I(c; G(z, c))``), trained by the
-``infogan`` recipe. Codes are named ``cat0``, ``cat1``, ... and ``cont0``, ``cont1``, ...
+is N(0, 1) (or U(-1, 1)), each categorical code a uniform one-hot, each continuous code
+U(-1, 1). The discriminator's trunk also feeds a Q head that predicts the codes of a
+sample (the variational lower bound of the mutual information ``I(c; G(z, c))``),
+trained by the ``infogan`` recipe. Codes are named ``cat0``, ``cat1``, ... and
+``cont0``, ``cont1``, ...
+
+Two model families share the codes and the Q head: ``infogan``, a DCGAN of 16-128 px,
+and ``infogan-mnist``, the paper's MNIST networks (see :mod:`ganforge.models.infogan_mnist`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,14 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from ganforge.config import StrictModel
 from ganforge.errors import ConfigError
-from ganforge.models.base import check_truncation, init_dcgan_weights, truncate_latents
+from ganforge.models.base import (
+    Generator,
+    check_truncation,
+    init_dcgan_weights,
+    truncate_latents,
+)
 from ganforge.models.dcgan import (
     DCGANArchitecture,
     DCGANConfig,
@@ -30,14 +40,14 @@ from ganforge.registry import ModelSpec, register_model
 LOG_STD_RANGE = (-4.0, 2.0)  # the Q head's continuous log-std is clamped to this range
 
 
-class InfoGANConfig(DCGANArchitecture):
-    """Typed options of the InfoGAN pair: the DCGAN architecture plus the latent codes."""
-
-    family: ClassVar[str] = "infogan"
+class LatentCodesConfig(StrictModel):
+    """The latent codes and the Q head, shared by every InfoGAN model family."""
 
     num_classes: int | None = Field(None, description="must stay None: InfoGAN is "
                                     "unconditional (its categorical codes replace labels)")
-    noise_dim: int = Field(62, ge=1, description="incompressible N(0, 1) noise")
+    noise_dim: int = Field(62, ge=1, description="incompressible noise dimensions")
+    noise_prior: Literal["normal", "uniform"] = Field(
+        "normal", description="the noise's prior: N(0, 1) or U(-1, 1) (the authors' code)")
     categorical: list[int] = Field(default_factory=lambda: [10], description="values of "
                                    "each categorical code (one uniform one-hot per entry)")
     continuous: int = Field(2, ge=0, description="number of U(-1, 1) continuous codes")
@@ -62,7 +72,7 @@ class InfoGANConfig(DCGANArchitecture):
         return v
 
     @model_validator(mode="after")
-    def _has_codes(self) -> InfoGANConfig:
+    def _has_codes(self) -> LatentCodesConfig:
         if not self.categorical and self.continuous == 0:
             raise ValueError("infogan needs at least one latent code: set categorical "
                              "(e.g. [10]) or continuous (e.g. 2); a model without codes is "
@@ -72,6 +82,12 @@ class InfoGANConfig(DCGANArchitecture):
     @property
     def z_dim(self) -> int:
         return self.noise_dim + sum(self.categorical) + self.continuous
+
+
+class InfoGANConfig(DCGANArchitecture, LatentCodesConfig):
+    """Typed options of the InfoGAN pair: the DCGAN architecture plus the latent codes."""
+
+    family: ClassVar[str] = "infogan"
 
     def dcgan(self) -> DCGANConfig:
         """The DCGAN config of the shared architecture (z_dim = noise + codes)."""
@@ -86,10 +102,11 @@ class CodeLayout:
     noise_dim: int
     categorical: tuple[int, ...]
     continuous: int
+    noise_prior: str = "normal"  # or "uniform": U(-1, 1)
 
     @classmethod
-    def of(cls, cfg: InfoGANConfig) -> CodeLayout:
-        return cls(cfg.noise_dim, tuple(cfg.categorical), cfg.continuous)
+    def of(cls, cfg: LatentCodesConfig) -> CodeLayout:
+        return cls(cfg.noise_dim, tuple(cfg.categorical), cfg.continuous, cfg.noise_prior)
 
     @property
     def z_dim(self) -> int:
@@ -111,8 +128,12 @@ class CodeLayout:
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                device: torch.device | str | None = None) -> torch.Tensor:
-        """Draws from the prior: N(0, 1) noise, uniform one-hots, U(-1, 1) codes."""
-        noise = torch.randn(n, self.noise_dim, generator=generator, device=device)
+        """Draws from the prior: N(0, 1) (or U(-1, 1)) noise, uniform one-hots, U(-1, 1)
+        codes."""
+        if self.noise_prior == "uniform":
+            noise = torch.rand(n, self.noise_dim, generator=generator, device=device) * 2 - 1
+        else:
+            noise = torch.randn(n, self.noise_dim, generator=generator, device=device)
         cats = torch.stack([torch.randint(k, (n,), generator=generator, device=device)
                             for k in self.categorical], 1) if self.categorical else None
         cont = torch.rand(n, self.continuous, generator=generator, device=device) * 2 - 1
@@ -180,26 +201,28 @@ class QOutputs(NamedTuple):
                         self.cont_log_std.float())
 
 
-class InfoGANGenerator(DCGANGenerator):
-    """The DCGAN generator on ``[noise | codes]`` latents drawn from the InfoGAN prior."""
+class CodedGenerator(Generator):
+    """A generator on ``[noise | codes]`` latents drawn from the InfoGAN prior
+    (``self.codes``, set by the subclass)."""
 
-    def __init__(self, cfg: InfoGANConfig) -> None:
-        super().__init__(cfg.dcgan())
-        self.codes = CodeLayout.of(cfg)
+    codes: CodeLayout
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None,
                        device: torch.device | str | None = None,
                        truncation: float | None = None) -> torch.Tensor:
-        """Noise N(0, 1), one-hot uniform categorical codes, U(-1, 1) continuous codes.
+        """Noise, one-hot uniform categorical codes, U(-1, 1) continuous codes.
 
-        ``truncation=t`` truncates the noise only (to ``|z_i| <= t``); the codes keep their
-        prior and, for a given seed, their values.
+        ``truncation=t`` truncates the noise only (to ``|z_i| <= t``: the truncated normal,
+        or for uniform noise U(-t, t) when t < 1); the codes keep their prior and, for a
+        given seed, their values.
         """
         t = check_truncation(truncation)
         z = self.codes.sample(n, generator=generator, device=device)
         if t is not None:
             k = self.codes.noise_dim
-            z = torch.cat([truncate_latents(z[:, :k], t), z[:, k:]], 1)
+            noise = (z[:, :k] * min(t, 1.0) if self.codes.noise_prior == "uniform"
+                     else truncate_latents(z[:, :k], t))
+            z = torch.cat([noise, z[:, k:]], 1)
         return z
 
     def make_latents(self, noise: torch.Tensor, cat_indices: torch.Tensor | None = None,
@@ -211,18 +234,28 @@ class InfoGANGenerator(DCGANGenerator):
         return self.codes.split(z)
 
 
-class InfoGANDiscriminator(DCGANDiscriminator):
-    """The DCGAN discriminator whose trunk also feeds the Q head (one shared pass)."""
+class InfoGANGenerator(CodedGenerator, DCGANGenerator):
+    """The DCGAN generator on ``[noise | codes]`` latents drawn from the InfoGAN prior."""
 
     def __init__(self, cfg: InfoGANConfig) -> None:
         super().__init__(cfg.dcgan())
         self.codes = CodeLayout.of(cfg)
+
+
+class CodedDiscriminator(nn.Module):
+    """A discriminator whose trunk (``features``) feeds both its real/fake ``head`` and
+    the Q head (one shared pass); the subclass builds the trunk and the head."""
+
+    features: nn.Module
+    head: nn.Module
+
+    def attach_q(self, cfg: LatentCodesConfig, features: int, batch_norm: bool) -> None:
+        """The Q head on ``features`` trunk outputs: linear, norm, LeakyReLU, linear."""
+        self.codes = CodeLayout.of(cfg)
         self.learn_std = cfg.q_std == "learned"
-        features = self.head.linear.in_features
-        batch = cfg.d_norm == "batch"
         out = sum(cfg.categorical) + cfg.continuous * (2 if self.learn_std else 1)
-        self.q = nn.Sequential(nn.Linear(features, cfg.q_width, bias=not batch),
-                               nn.BatchNorm1d(cfg.q_width) if batch else nn.Identity(),
+        self.q = nn.Sequential(nn.Linear(features, cfg.q_width, bias=not batch_norm),
+                               nn.BatchNorm1d(cfg.q_width) if batch_norm else nn.Identity(),
                                nn.LeakyReLU(0.2, inplace=True), nn.Linear(cfg.q_width, out))
         init_dcgan_weights(self.q)
 
@@ -237,6 +270,14 @@ class InfoGANDiscriminator(DCGANDiscriminator):
                                        - sum(self.codes.categorical)], dim=1)
         log_std = rest.clamp(*LOG_STD_RANGE) if self.learn_std else torch.zeros_like(mean)
         return QOutputs(list(cats), mean, log_std)
+
+
+class InfoGANDiscriminator(CodedDiscriminator, DCGANDiscriminator):
+    """The DCGAN discriminator whose trunk also feeds the Q head."""
+
+    def __init__(self, cfg: InfoGANConfig) -> None:
+        super().__init__(cfg.dcgan())
+        self.attach_q(cfg, self.head.linear.in_features, batch_norm=cfg.d_norm == "batch")
 
 
 register_model(ModelSpec(

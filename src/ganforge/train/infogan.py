@@ -28,7 +28,7 @@ from torch import nn
 from ganforge.config import InfoGANLossConfig, RunConfig
 from ganforge.errors import ConfigError
 from ganforge.losses import g_loss
-from ganforge.models.infogan import CodeLayout, InfoGANConfig, InfoGANDiscriminator, QOutputs
+from ganforge.models.infogan import CodedDiscriminator, CodeLayout, LatentCodesConfig, QOutputs
 from ganforge.registry import ModelSpec
 from ganforge.train.distributed import Dist
 from ganforge.train.gan import GANRecipe
@@ -63,7 +63,7 @@ class InfoInputs(nn.Module):
     from the same pass through the trunk: input 1, or with ``q_last`` (augmentation) the
     last input, the un-augmented fakes, whose logits are not used."""
 
-    def __init__(self, net: InfoGANDiscriminator, q_last: bool = False) -> None:
+    def __init__(self, net: CodedDiscriminator, q_last: bool = False) -> None:
         super().__init__()
         self.net, self.q_last = net, q_last
 
@@ -86,10 +86,10 @@ class InfoGANRecipe(GANRecipe):
 
     @staticmethod
     def check_model(config: RunConfig, spec: ModelSpec) -> None:
-        if not issubclass(spec.config_cls, InfoGANConfig):
+        if not issubclass(spec.config_cls, LatentCodesConfig):
             raise ConfigError(f"The infogan recipe needs a generator with latent codes and a "
                               f"discriminator with a Q head; model '{spec.name}' has neither. "
-                              "Use --model infogan (or drop --recipe infogan).")
+                              "Use --model infogan or infogan-mnist (or drop --recipe infogan).")
         if config.pack > 1:
             raise ConfigError(f"pack={config.pack} judges several samples jointly, but InfoGAN's "
                               "Q head must recover the codes of each sample; set pack: 1.")
