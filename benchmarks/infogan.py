@@ -38,11 +38,11 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
                                "continuous": 2}
     if dcgan:
         options |= {"g_width": args.width, "d_width": args.width}
-    # the priors are written when they differ from infogan's defaults (so older result
-    # files still --append), and always for infogan-mnist, whose defaults differ
-    if not dcgan or args.q_std != "learned":
+    # the priors are written only when given, so the model's defaults apply otherwise
+    # and older result files still --append
+    if args.q_std is not None:
         options["q_std"] = args.q_std
-    if not dcgan or args.noise_prior != "normal":
+    if args.noise_prior is not None:
         options["noise_prior"] = args.noise_prior
     return {
         "data": "mnist", "model": args.model, "recipe": "infogan",
@@ -102,10 +102,12 @@ def main() -> None:
     ap.add_argument("--g-lr", type=float, default=1e-3, help="G's Adam lr (D: 2e-4)")
     ap.add_argument("--cat-weight", type=float, default=1.0)
     ap.add_argument("--cont-weight", type=float, default=0.1)
-    ap.add_argument("--q-std", default="learned", choices=["learned", "fixed"],
-                    help="Q's std for the continuous codes (fixed: std 1, as the authors' code)")
-    ap.add_argument("--noise-prior", default="normal", choices=["normal", "uniform"],
-                    help="the noise's prior (uniform: U(-1, 1), as the authors' code)")
+    ap.add_argument("--q-std", default=None, choices=["learned", "fixed"],
+                    help="Q's std for the continuous codes (fixed: std 1, as the authors' "
+                    "code; default: the model's, learned for infogan, fixed for infogan-mnist)")
+    ap.add_argument("--noise-prior", default=None, choices=["normal", "uniform"],
+                    help="the noise's prior (uniform: U(-1, 1), as the authors' code; "
+                    "default: the model's, normal for infogan, uniform for infogan-mnist)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/infogan.json"))
     ap.add_argument("--keep", type=Path, default=None, help="keep the run directories here")

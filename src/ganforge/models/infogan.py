@@ -76,7 +76,7 @@ class LatentCodesConfig(StrictModel):
         if not self.categorical and self.continuous == 0:
             raise ValueError("infogan needs at least one latent code: set categorical "
                              "(e.g. [10]) or continuous (e.g. 2); a model without codes is "
-                             "a plain dcgan")
+                             "a plain GAN (--model dcgan)")
         return self
 
     @property
@@ -102,7 +102,7 @@ class CodeLayout:
     noise_dim: int
     categorical: tuple[int, ...]
     continuous: int
-    noise_prior: str = "normal"  # or "uniform": U(-1, 1)
+    noise_prior: Literal["normal", "uniform"] = "normal"  # uniform: U(-1, 1)
 
     @classmethod
     def of(cls, cfg: LatentCodesConfig) -> CodeLayout:
@@ -183,8 +183,8 @@ def layout_of(G: Any) -> CodeLayout:
     if not isinstance(codes, CodeLayout):
         name = getattr(G, "model", type(getattr(G, "module", G)).__name__)
         raise ConfigError(f"Generator '{name}' has no latent codes; code traversals and code "
-                          "accuracy need an InfoGAN generator (train with --model infogan "
-                          "--recipe infogan).")
+                          "accuracy need an InfoGAN generator (train with --model infogan or "
+                          "infogan-mnist, and --recipe infogan).")
     return codes
 
 
@@ -249,12 +249,12 @@ class CodedDiscriminator(nn.Module):
     features: nn.Module
     head: nn.Module
 
-    def attach_q(self, cfg: LatentCodesConfig, features: int, batch_norm: bool) -> None:
-        """The Q head on ``features`` trunk outputs: linear, norm, LeakyReLU, linear."""
+    def attach_q(self, cfg: LatentCodesConfig, in_features: int, batch_norm: bool) -> None:
+        """The Q head on ``in_features`` trunk outputs: linear, norm, LeakyReLU, linear."""
         self.codes = CodeLayout.of(cfg)
         self.learn_std = cfg.q_std == "learned"
         out = sum(cfg.categorical) + cfg.continuous * (2 if self.learn_std else 1)
-        self.q = nn.Sequential(nn.Linear(features, cfg.q_width, bias=not batch_norm),
+        self.q = nn.Sequential(nn.Linear(in_features, cfg.q_width, bias=not batch_norm),
                                nn.BatchNorm1d(cfg.q_width) if batch_norm else nn.Identity(),
                                nn.LeakyReLU(0.2, inplace=True), nn.Linear(cfg.q_width, out))
         init_dcgan_weights(self.q)

@@ -1,11 +1,14 @@
-"""InfoGAN's MNIST networks (Chen et al., 2016, appendix C.1), as ``infogan-mnist``.
+"""InfoGAN's MNIST networks (Chen et al., 2016, the appendix's MNIST table), as
+``infogan-mnist``.
 
 G: z -> FC 1024 -> FC 128 x (r/4)^2 -> 4x4 transposed conv 64 -> 4x4 transposed conv to
 the image (tanh), batch norm and ReLU between. D: 4x4 conv 64 (stride 2, LeakyReLU) ->
 4x4 conv 128 (stride 2, batch norm) -> FC 1024 (batch norm) -> the real/fake logit; the
 Q head (FC ``q_width``, batch norm, then the codes) reads D's FC 1024 layer. ``r`` is
-the resolution, 28 for MNIST. The defaults are the authors' released MNIST setting: 62
-U(-1, 1) noise dimensions and Q's continuous std fixed at 1.
+the resolution, 28 for MNIST. LeakyReLU slopes are 0.2, as in the DCGAN pair (the paper
+gives none). The defaults are the authors' released MNIST setting: 62 U(-1, 1) noise
+dimensions and Q's continuous std fixed at 1. ``d_norm: none`` drops D's and Q's batch
+norm, which per-sample penalties (WGAN-GP, R1, R2) default to.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class InfoGANMnistConfig(LatentCodesConfig):
     q_std: Literal["learned", "fixed"] = Field(
         "fixed", description="continuous codes: Gaussian with a learned std, or std 1 "
         "(the authors' code; the NLL is then half the squared error)")
+    d_norm: Literal["batch", "none"] = Field(
+        "batch", description="batch norm in D and Q (the paper), or none")
 
     @field_validator("resolution")
     @classmethod
@@ -85,15 +90,18 @@ class InfoGANMnistDiscriminator(CodedDiscriminator):
     def __init__(self, cfg: InfoGANMnistConfig) -> None:
         super().__init__()
         side, (c1, c2) = cfg.resolution // 4, CONV_WIDTHS
+        batch = cfg.d_norm == "batch"
         self.features = nn.Sequential(
             nn.Conv2d(cfg.channels, c1, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(c1, c2, 4, 2, 1, bias=False), nn.BatchNorm2d(c2),
+            nn.Conv2d(c1, c2, 4, 2, 1, bias=not batch),
+            nn.BatchNorm2d(c2) if batch else nn.Identity(),
             nn.LeakyReLU(0.2, inplace=True), nn.Flatten(),
-            nn.Linear(c2 * side * side, FC_WIDTH, bias=False), nn.BatchNorm1d(FC_WIDTH),
+            nn.Linear(c2 * side * side, FC_WIDTH, bias=not batch),
+            nn.BatchNorm1d(FC_WIDTH) if batch else nn.Identity(),
             nn.LeakyReLU(0.2, inplace=True))
         self.head = ProjectionHead(FC_WIDTH)
         init_dcgan_weights(self)
-        self.attach_q(cfg, FC_WIDTH, batch_norm=True)
+        self.attach_q(cfg, FC_WIDTH, batch_norm=batch)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.features(x), labels)

@@ -82,7 +82,7 @@ class InfoInputs(nn.Module):
 
 
 class InfoGANRecipe(GANRecipe):
-    """InfoGAN over the ``infogan`` model family (``--recipe infogan``)."""
+    """InfoGAN over the ``infogan`` and ``infogan-mnist`` models (``--recipe infogan``)."""
 
     @staticmethod
     def check_model(config: RunConfig, spec: ModelSpec) -> None:
