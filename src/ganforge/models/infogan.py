@@ -259,6 +259,10 @@ class CodedDiscriminator(nn.Module):
                                nn.LeakyReLU(0.2, inplace=True), nn.Linear(cfg.q_width, out))
         init_dcgan_weights(self.q)
 
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Real/fake logits (the plain discriminator call)."""
+        return self.head(self.features(x), labels)
+
     def judge(self, x: torch.Tensor) -> tuple[torch.Tensor, QOutputs]:
         """Real/fake logits and the Q head's code predictions from one pass."""
         phi = self.features(x)

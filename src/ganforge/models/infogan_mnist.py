@@ -103,9 +103,6 @@ class InfoGANMnistDiscriminator(CodedDiscriminator):
         init_dcgan_weights(self)
         self.attach_q(cfg, FC_WIDTH, batch_norm=batch)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(x), labels)
-
 
 register_model(ModelSpec(
     name="infogan-mnist", kind="image", config_cls=InfoGANMnistConfig,
