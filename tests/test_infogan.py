@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import ganforge as gf
 from ganforge.checkpoint import save_generator
-from ganforge.config import InfoGANLossConfig
+from ganforge.config import InfoGANLossConfig, validate_config
 from ganforge.errors import ConfigError
 from ganforge.latent import code_traversal, code_traversals
 from ganforge.metrics.code_accuracy import best_assignment, code_accuracy
@@ -127,6 +127,22 @@ def test_mnist_networks_drop_batch_norm_under_gradient_penalties(tmp_path: Path)
                                      loss="wgan-gp", steps=2,
                                      model_options={"noise_dim": 16, "q_width": 32}))
     assert run.config.model_options["d_norm"] == "none"
+
+
+def test_runs_default_to_the_models_own_image_side(tmp_path: Path) -> None:
+    """Without --resolution, infogan-mnist trains at its 28 px; other models at 32; an
+    explicit side wins, and model_options.resolution no longer contradicts the default."""
+    assert validate_config({"model": "infogan-mnist"}).resolution == 28
+    assert validate_config({"model": "dcgan"}).resolution == 32
+    assert validate_config({"model": "infogan-mnist", "resolution": 16}).resolution == 16
+    assert validate_config({"model": "dcgan",
+                            "model_options": {"resolution": 16}}).resolution == 16
+    cfg = tiny_image_config(tmp_path, model="infogan-mnist", recipe="infogan", steps=2,
+                            model_options={"noise_dim": 16, "q_width": 32})
+    del cfg["resolution"]
+    run = gf.train(cfg)
+    assert run.config.resolution == 28 and run.config.model_options["resolution"] == 28
+    assert run.load_generator().sample(2, seed=0).shape == (2, 1, 28, 28)
 
 
 def test_mnist_networks_learn_their_codes(tmp_path: Path) -> None:

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ganforge.errors import ConfigError
 
@@ -148,7 +155,8 @@ class RunConfig(StrictModel):
     device: str = "cpu"
 
     # data
-    resolution: int = Field(32, ge=1, description="side of the square training images")
+    resolution: int = Field(32, ge=1, description="side of the square training images; "
+                            "unset: the model's own default (28 for infogan-mnist, else 32)")
     channels: Literal[1, 3, 4] | None = Field(
         None, description="convert images to 1, 3 or 4 channels; None keeps the source's own")
     conditional: bool = Field(False, description="condition G and D on the source's labels")
@@ -248,6 +256,33 @@ class RunConfig(StrictModel):
     eval_features: str = Field("auto", description="feature extractor (see `ganforge eval`)")
     eval_real: str | None = Field(None, description="real data for evaluation (default: "
                                   "the training data)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_resolution(cls, data: Any) -> Any:
+        """An unset ``resolution`` is the model's own default side."""
+        if isinstance(data, dict) and data.get("resolution") is None:
+            data = {**data, "resolution": default_resolution(
+                data.get("model", cls.model_fields["model"].default),
+                data.get("model_options") or {})}
+        return data
+
+
+def default_resolution(model: Any, model_options: Any) -> int:
+    """The image side a run of ``model`` trains at when ``resolution`` is unset: the one in
+    ``model_options``, else the model config's default, else 32 (also for unknown models,
+    which are reported later with the list of known ones)."""
+    import ganforge.models  # noqa: F401  (registers the families)
+    from ganforge.registry import get_model
+
+    if isinstance(model_options, dict) and isinstance(model_options.get("resolution"), int):
+        return model_options["resolution"]
+    try:
+        spec = get_model(model) if isinstance(model, str) else None
+    except ConfigError:
+        spec = None
+    field = spec.config_cls.model_fields.get("resolution") if spec else None
+    return field.default if field is not None and isinstance(field.default, int) else 32
 
 
 def format_validation_error(err: ValidationError, where: str) -> str:

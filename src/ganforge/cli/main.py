@@ -89,7 +89,7 @@ def train(
     resume: Annotated[Path | None, typer.Option(help="Run directory to continue.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default 64).")] = None,
     resolution: Annotated[int | None, typer.Option(
-        help="Image side in pixels (default 32).")] = None,
+        help="Image side in pixels (default: the model's, 32; 28 for infogan-mnist).")] = None,
     loss: Annotated[str | None, typer.Option(
         help="minimax, nonsaturating (default), lsgan, wgan-gp, hinge or rpgan.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu (default), cuda, cuda:N.")] = None,
