@@ -54,6 +54,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # the same trained a third longer (32k steps); stopped after 4 trials: lower reverse KL
     # on the worst trials, but two lost a mode (docs/benchmarks.md)
     "wide-std-pacgan2-32k": {**WIDE, "standardize": True, "pack": 2, "steps": 32000},
+    # the same with a 10x stronger R1 penalty (0.01)
+    "wide-std-pacgan2-r1e-2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000,
+                               "r1_gamma": 0.01},
     # the same with the relativistic pairing loss and R2 beside R1 (R3GAN's objective)
     "wide-std-rpgan-pacgan2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000,
                                "loss": "rpgan", "r2_gamma": 0.001},
@@ -167,6 +170,8 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=None,
                     help="default: gan, egan, pacgan2, pacgan4 and BEST[data]")
     ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--trial-ids", type=int, nargs="+", default=None,
+                    help="run these trials, in this order (default: 0 .. --trials - 1)")
     ap.add_argument("--steps", type=int, default=None, help="override the steps per run")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/modes.json"))
@@ -176,8 +181,9 @@ def main() -> None:
     if args.resume and args.json.exists():
         rows = json.loads(args.json.read_text())["rows"]
     done = {(r["data"], r["config"], r["trial"]) for r in rows}
+    trials = args.trial_ids if args.trial_ids is not None else range(args.trials)
     jobs = [(data, name, t, args.steps) for data in args.data
-            for name in (args.configs or DEFAULT_CONFIGS[data]) for t in range(args.trials)
+            for name in (args.configs or DEFAULT_CONFIGS[data]) for t in trials
             if (data, name, t) not in done]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     with mp.get_context("spawn").Pool(args.jobs) as pool:
