@@ -57,6 +57,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # the same with a 10x stronger R1 penalty (0.01)
     "wide-std-pacgan2-r1e-2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000,
                                "r1_gamma": 0.01},
+    # the same trained a third longer (32k steps, the linear decay stretched to match)
+    "wide-std-pacgan2-r1e-2-32k": {**WIDE, "standardize": True, "pack": 2, "steps": 32000,
+                                   "r1_gamma": 0.01},
     # the same with the relativistic pairing loss and R2 beside R1 (R3GAN's objective)
     "wide-std-rpgan-pacgan2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000,
                                "loss": "rpgan", "r2_gamma": 0.001},
