@@ -40,6 +40,9 @@ WIDE: dict[str, Any] = {
     "model_options": {"g_hidden": 400, "g_layers": 4, "d_hidden": 200, "d_layers": 3},
     "lr_schedule": "linear",
 }
+# the grid's points standardized (std 2.8 -> 1, so the modes sit at +-1.4), 24k steps,
+# with pairs of samples packed into D's input (PacGAN2): the base of the grid's variants
+WIDE_STD_PACGAN2: dict[str, Any] = {**WIDE, "standardize": True, "pack": 2, "steps": 24000}
 CONFIGS: dict[str, dict[str, Any]] = {
     "gan": {},
     "egan": {"recipe": "egan"},
@@ -47,22 +50,16 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "pacgan4": {"pack": 4},
     "wide-gan": {**WIDE, "steps": 12000},
     "wide-pacgan2": {**WIDE, "pack": 2, "steps": 10000},
-    # the grid's points standardized (std 2.8 -> 1, so the modes sit at +-1.4), 24k steps
-    "wide-std-gan": {**WIDE, "standardize": True, "steps": 24000},
-    # the same with pairs of samples packed into D's input (PacGAN2)
-    "wide-std-pacgan2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000},
-    # the same trained a third longer (32k steps); stopped after 4 trials: lower reverse KL
-    # on the worst trials, but two lost a mode (docs/benchmarks.md)
-    "wide-std-pacgan2-32k": {**WIDE, "standardize": True, "pack": 2, "steps": 32000},
-    # the same with a 10x stronger R1 penalty (0.01)
-    "wide-std-pacgan2-r1e-2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000,
-                               "r1_gamma": 0.01},
-    # the same trained a third longer (32k steps, the linear decay stretched to match)
-    "wide-std-pacgan2-r1e-2-32k": {**WIDE, "standardize": True, "pack": 2, "steps": 32000,
-                                   "r1_gamma": 0.01},
-    # the same with the relativistic pairing loss and R2 beside R1 (R3GAN's objective)
-    "wide-std-rpgan-pacgan2": {**WIDE, "standardize": True, "pack": 2, "steps": 24000,
-                               "loss": "rpgan", "r2_gamma": 0.001},
+    "wide-std-gan": {**WIDE, "standardize": True, "steps": 24000},  # without packing
+    "wide-std-pacgan2": WIDE_STD_PACGAN2,
+    # trained a third longer (32k steps, the linear decay stretched to match); stopped
+    # after 4 trials: lower reverse KL on the worst trials, but two lost a mode
+    "wide-std-pacgan2-32k": {**WIDE_STD_PACGAN2, "steps": 32000},
+    # a 10x stronger R1 penalty (0.01), for 24k and 32k steps
+    "wide-std-pacgan2-r1e-2": {**WIDE_STD_PACGAN2, "r1_gamma": 0.01},
+    "wide-std-pacgan2-r1e-2-32k": {**WIDE_STD_PACGAN2, "r1_gamma": 0.01, "steps": 32000},
+    # the relativistic pairing loss and R2 beside R1 (R3GAN's objective)
+    "wide-std-rpgan-pacgan2": {**WIDE_STD_PACGAN2, "loss": "rpgan", "r2_gamma": 0.001},
     # E-GAN's single-mutation baselines: the same recipe with one mutation (no selection)
     "egan-minimax": {"recipe": "egan", "egan": {"mutations": ["minimax"]}},
     "egan-nonsaturating": {"recipe": "egan", "egan": {"mutations": ["nonsaturating"]}},
