@@ -4,8 +4,9 @@ Ring of 8 and grid of 25 Gaussians with the settings of ../shared/DATA.md (100k
 training points; 2,500 generated samples; high quality = within 3 std of the nearest
 mode; a mode is captured when it has one high-quality sample). Every configuration is
 trained ``--trials`` times (trial t: seed t, data_seed t) and reported as mean +-
-standard error, beside the published numbers. Rows are appended to the JSON as they
-finish; ``--resume`` skips the (data, config, trial) rows already there.
+standard error, beside the published numbers. Rows are written to the JSON as they
+finish, beside the rows already there: a (data, config, trial) that runs again replaces
+its row when its new one arrives, and ``--resume`` skips the ones already there.
 
     .venv/bin/python benchmarks/modes.py                      # everything, 10 trials
     .venv/bin/python benchmarks/modes.py --data grid --configs gan egan --trials 3
@@ -67,8 +68,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # E-GAN with one Adam state per mutation, as in the authors' toy code
     "egan-adam-mutation": {"recipe": "egan", "egan": {"adam_state": "mutation"}},
 }
-# the best configuration per mixture, chosen in single-seed probes (docs/benchmarks.md)
-BEST = {"ring": "wide-pacgan2", "grid": "wide-std-pacgan2"}
+# the best configuration per mixture (docs/benchmarks.md): the ring's chosen in single-seed
+# probes, the grid's the best of the full 10-trial rows (the last of R1/steps variants)
+BEST = {"ring": "wide-pacgan2", "grid": "wide-std-pacgan2-r1e-2-32k"}
 DEFAULT_CONFIGS = {"ring": ["gan", "egan", "pacgan2", "pacgan4", BEST["ring"]],
                    "grid": ["gan", "egan", "pacgan2", "pacgan4", BEST["grid"]]}
 # PacGAN paper (Lin et al., 2018), Table 1: (modes, se, high quality %, se, reverse KL, se)
@@ -103,6 +105,11 @@ def run_trial(job: tuple[str, str, int, int | None]) -> dict[str, Any]:
     return {"data": data, "config": name, "trial": trial, "steps": cfg["steps"],
             **stats.as_dict(), "train_s": round(time.perf_counter() - started, 1),
             **({"last_survivors": survivors} if survivors else {})}
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str, int]:
+    """The (data, config, trial) a row belongs to."""
+    return row["data"], row["config"], row["trial"]
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -175,12 +182,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="override the steps per run")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/modes.json"))
-    ap.add_argument("--resume", action="store_true", help="keep the rows already in --json")
+    ap.add_argument("--resume", action="store_true",
+                    help="skip the trials that already have a row in --json (without it "
+                         "they run again and their rows are replaced)")
     args = ap.parse_args()
-    rows: list[dict[str, Any]] = []
-    if args.resume and args.json.exists():
-        rows = json.loads(args.json.read_text())["rows"]
-    done = {(r["data"], r["config"], r["trial"]) for r in rows}
+    # every row already in the JSON is kept until a new row for its trial replaces it
+    rows: list[dict[str, Any]] = (json.loads(args.json.read_text())["rows"]
+                                  if args.json.exists() else [])
+    done = {_key(r) for r in rows} if args.resume else set()
     trials = args.trial_ids if args.trial_ids is not None else range(args.trials)
     jobs = [(data, name, t, args.steps) for data in args.data
             for name in (args.configs or DEFAULT_CONFIGS[data]) for t in trials
@@ -188,7 +197,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for row in pool.imap_unordered(run_trial, jobs):
-            rows.append(row)
+            rows = [r for r in rows if _key(r) != _key(row)] + [row]
             print(json.dumps(row), flush=True)
             args.json.write_text(json.dumps({"base": BASE, "steps": STEPS, "configs": CONFIGS,
                                              "rows": rows}, indent=1) + "\n")
