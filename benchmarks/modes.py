@@ -69,7 +69,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "egan-adam-mutation": {"recipe": "egan", "egan": {"adam_state": "mutation"}},
 }
 # the best configuration per mixture (docs/benchmarks.md): the ring's chosen in single-seed
-# probes, the grid's the best of the full 10-trial rows (the last of R1/steps variants)
+# probes, the grid's among full 10-trial rows
 BEST = {"ring": "wide-pacgan2", "grid": "wide-std-pacgan2-r1e-2-32k"}
 DEFAULT_CONFIGS = {"ring": ["gan", "egan", "pacgan2", "pacgan4", BEST["ring"]],
                    "grid": ["gan", "egan", "pacgan2", "pacgan4", BEST["grid"]]}
