@@ -167,6 +167,34 @@ def test_egan_mutation_adam_states_follow_the_lr_schedule(tmp_path: Path) -> Non
         assert all(int(s["step"]) == 10 for s in adam["state"].values())
 
 
+@pytest.mark.parametrize("adam_state", ["parent", "mutation"])
+def test_losing_children_leave_no_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        adam_state: str) -> None:
+    """With a fitness that always prefers the non-saturating child, E-GAN trains bit for
+    bit as the non-saturating objective alone: the other children's updates touch neither
+    G, its Adam state, D nor the random streams."""
+    from ganforge.train.egan import EGANRecipe
+
+    calls = iter(range(10**6))  # children are made minimax, nonsaturating, lsgan
+    monkeypatch.setattr(EGANRecipe, "_fitness",
+                        lambda *a, **k: (float(next(calls) % 3 == 1), 0.0, 0.0))
+    cfg = {**RING, "recipe": "egan", "steps": 12, "seed": 4, "checkpoint_every": 12,
+           "egan": {"adam_state": adam_state}, "progress": False, "sample_every": 0}
+    three = gf.train(cfg, run_dir=tmp_path / "three")
+    alone = gf.train({**cfg, "egan": {"adam_state": adam_state,
+                                      "mutations": ["nonsaturating"]}},
+                     run_dir=tmp_path / "alone")
+    assert {r["survivors"][0] for r in _steps(three.dir)} == {"nonsaturating"}
+    a, _ = load_state(rundir.state_path(three.dir, 12))
+    b, _ = load_state(rundir.state_path(alone.dir, 12))
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng"):
+        _assert_identical(a["recipe"][key], b["recipe"][key], key)
+    _assert_identical(a["rng"], b["rng"], "rng")
+    if adam_state == "mutation":  # the winner's own Adam state is the one G carries
+        _assert_identical(a["recipe"]["egan_mutation_adam"]["nonsaturating"],
+                          b["recipe"]["egan_mutation_adam"]["nonsaturating"])
+
+
 def test_egan_refuses_objectives_its_fitness_does_not_define(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="loss=nonsaturating"):
         gf.train({**RING, "recipe": "egan", "loss": "hinge", "steps": 1}, out=str(tmp_path),
