@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ganforge.checkpoint import atomic_write_text
+
 # One setting for every row, the ring setting that CI trains (tests/test_learning.py) with
 # narrower networks (3.7x faster): ReLU MLP G and LeakyReLU MLP D (3 x 128 each, z 16),
 # non-saturating loss, 2 D steps per G step, R1 0.001, Adam 1e-3, batch 256, EMA
@@ -186,7 +188,8 @@ def main() -> None:
                     help="skip the trials that already have a row in --json (without it "
                          "they run again and their rows are replaced)")
     args = ap.parse_args()
-    # every row already in the JSON is kept until a new row for its trial replaces it
+    # every row already in the JSON is kept until a new row for its trial replaces it;
+    # each write replaces the file whole, so an interrupted run leaves it readable
     rows: list[dict[str, Any]] = (json.loads(args.json.read_text())["rows"]
                                   if args.json.exists() else [])
     done = {_key(r) for r in rows} if args.resume else set()
@@ -199,13 +202,15 @@ def main() -> None:
         for row in pool.imap_unordered(run_trial, jobs):
             rows = [r for r in rows if _key(r) != _key(row)] + [row]
             print(json.dumps(row), flush=True)
-            args.json.write_text(json.dumps({"base": BASE, "steps": STEPS, "configs": CONFIGS,
-                                             "rows": rows}, indent=1) + "\n")
+            atomic_write_text(args.json, json.dumps({"base": BASE, "steps": STEPS,
+                                                     "configs": CONFIGS, "rows": rows},
+                                                    indent=1) + "\n")
     summary = summarize(rows)
     print_table(summary)
     print("\n" + markdown_table(summary))
-    args.json.write_text(json.dumps({"base": BASE, "steps": STEPS, "configs": CONFIGS,
-                                     "rows": rows, "summary": summary}, indent=1) + "\n")
+    atomic_write_text(args.json, json.dumps({"base": BASE, "steps": STEPS, "configs": CONFIGS,
+                                             "rows": rows, "summary": summary},
+                                            indent=1) + "\n")
 
 
 if __name__ == "__main__":
