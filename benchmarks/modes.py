@@ -69,6 +69,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "egan-lsgan": {"recipe": "egan", "egan": {"mutations": ["lsgan"]}},
     # E-GAN with one Adam state per mutation, as in the authors' toy code
     "egan-adam-mutation": {"recipe": "egan", "egan": {"adam_state": "mutation"}},
+    # the fitness ablated: survivors drawn at random (egan.selection: random)
+    "egan-random": {"recipe": "egan", "egan": {"selection": "random"}},
+    "egan-random-adam-mutation": {"recipe": "egan",
+                                  "egan": {"selection": "random", "adam_state": "mutation"}},
 }
 # the best configuration per mixture (docs/benchmarks.md): the ring's chosen in single-seed
 # probes, the grid's among full 10-trial rows

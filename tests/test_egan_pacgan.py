@@ -195,6 +195,21 @@ def test_losing_children_leave_no_trace(tmp_path: Path, monkeypatch: pytest.Monk
                           b["recipe"]["egan_mutation_adam"]["nonsaturating"])
 
 
+def test_egan_random_selection_keeps_unscored_children_and_resumes_exactly(
+        tmp_path: Path) -> None:
+    cfg = {**RING, "recipe": "egan", "steps": 30, "seed": 2, "checkpoint_every": 10,
+           "egan": {"selection": "random", "parents": 2}, "progress": False,
+           "sample_every": 0}
+    whole = gf.train(cfg, run_dir=tmp_path / "whole")
+    records = _steps(whole.dir)
+    assert all(c[1] is None for r in records for c in r["children"])  # nothing scored
+    assert all(len(r["survivors"]) == 2 for r in records)
+    assert {r["survivors"][0] for r in records} == {"minimax", "nonsaturating", "lsgan"}
+    part = gf.train({**cfg, "steps": 20}, run_dir=tmp_path / "part")
+    gf.resume(part.dir, steps=30)
+    assert _steps(part.dir) == records  # the same draws, step by step, across the resume
+
+
 def test_egan_refuses_objectives_its_fitness_does_not_define(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="loss=nonsaturating"):
         gf.train({**RING, "recipe": "egan", "loss": "hinge", "steps": 1}, out=str(tmp_path),

@@ -67,6 +67,10 @@ class EGANConfig(StrictModel):
         "parent's (the survivor's history); 'mutation' keeps one set per mutation across "
         "steps, advanced whenever that mutation makes a child (the authors' toy code, which "
         "has one parent)")
+    selection: Literal["fitness", "random"] = Field(
+        "fitness", description="how survivors are chosen: 'fitness' keeps the fittest "
+        "children (E-GAN); 'random' keeps children drawn at random from the run's seeded "
+        "stream, without scoring them (an ablation of the fitness)")
 
     @field_validator("mutations")
     @classmethod

@@ -9,9 +9,11 @@ generator objective); each child is scored by
     quality = E_z sigma(D(G(z))),  diversity = -log || grad_D loss_D(x, G(z)) ||,
 
 and the ``parents`` fittest children survive. The best survivor is ``G`` (sampled,
-averaged into the EMA, exported). A child's Adam moments are its parent's (``adam_state:
-parent``) or, with ``adam_state: mutation``, the ones its mutation has accumulated over
-every child it made (the authors' toy code keeps one Adam per objective).
+averaged into the EMA, exported). ``selection: random`` keeps children drawn at random
+instead, unscored: the ablation that shows what the fitness adds. A child's Adam moments
+are its parent's (``adam_state: parent``) or, with ``adam_state: mutation``, the ones its
+mutation has accumulated over every child it made (the authors' toy code keeps one Adam
+per objective).
 
 With ``augment`` (DiffAugment / ADA), D sees augmented batches everywhere: in its own
 step, in every child's mutation loss and in the fitness (quality and diversity alike).
@@ -175,7 +177,8 @@ class EGANRecipe(GANRecipe):
         z = self._latents(x.shape[0])
         parents = [self._snapshot(), *self.others]
         # one child and one survivor: nothing to select, so its fitness is not computed
-        select = len(parents) * len(self.evo.mutations) > self.evo.parents
+        choose = len(parents) * len(self.evo.mutations) > self.evo.parents
+        select = choose and self.evo.selection == "fitness"
         mut_seed = fit_seed = None
         if self.augment is not None:
             mut_seed, fit_seed = self.augment.draw_seed(), self.augment.draw_seed()
@@ -204,7 +207,11 @@ class EGANRecipe(GANRecipe):
         finally:
             self.D.requires_grad_(True)
         self.candidates = [[c[3], _rounded(c[0])] for c in children]  # in creation order
-        kept = sorted(children, key=lambda c: c[0], reverse=True)[: self.evo.parents]
+        if choose and not select:  # random: the recipe's seeded stream, the same on every rank
+            order = torch.randperm(len(children), generator=self.rng)
+            kept = [children[i] for i in order[: self.evo.parents]]
+        else:
+            kept = sorted(children, key=lambda c: c[0], reverse=True)[: self.evo.parents]
         self._restore(kept[0][4])
         self.others = [c[4] for c in kept[1:]]
         self.survivors = [c[3] for c in kept]
