@@ -118,6 +118,14 @@ def _key(row: dict[str, Any]) -> tuple[str, str, int]:
     return row["data"], row["config"], row["trial"]
 
 
+def _write(path: Path, rows: list[dict[str, Any]],
+           summary: list[dict[str, Any]] | None = None) -> None:
+    """The results file, replaced whole (an interrupted run leaves it readable)."""
+    out = {"base": BASE, "steps": STEPS, "configs": CONFIGS, "rows": rows}
+    atomic_write_text(path, json.dumps(out | ({"summary": summary} if summary else {}),
+                                       indent=1) + "\n")
+
+
 def _mean_se(values: list[float]) -> tuple[float, float]:
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
@@ -192,8 +200,7 @@ def main() -> None:
                     help="skip the trials that already have a row in --json (without it "
                          "they run again and their rows are replaced)")
     args = ap.parse_args()
-    # every row already in the JSON is kept until a new row for its trial replaces it;
-    # each write replaces the file whole, so an interrupted run leaves it readable
+    # every row already in the JSON is kept until a new row for its trial replaces it
     rows: list[dict[str, Any]] = (json.loads(args.json.read_text())["rows"]
                                   if args.json.exists() else [])
     done = {_key(r) for r in rows} if args.resume else set()
@@ -206,15 +213,11 @@ def main() -> None:
         for row in pool.imap_unordered(run_trial, jobs):
             rows = [r for r in rows if _key(r) != _key(row)] + [row]
             print(json.dumps(row), flush=True)
-            atomic_write_text(args.json, json.dumps({"base": BASE, "steps": STEPS,
-                                                     "configs": CONFIGS, "rows": rows},
-                                                    indent=1) + "\n")
+            _write(args.json, rows)
     summary = summarize(rows)
     print_table(summary)
     print("\n" + markdown_table(summary))
-    atomic_write_text(args.json, json.dumps({"base": BASE, "steps": STEPS, "configs": CONFIGS,
-                                             "rows": rows, "summary": summary},
-                                            indent=1) + "\n")
+    _write(args.json, rows, summary)
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ class EGANRecipe(GANRecipe):
         parents = [self._snapshot(), *self.others]
         # one child and one survivor: nothing to select, so its fitness is not computed
         choose = len(parents) * len(self.evo.mutations) > self.evo.parents
-        select = choose and self.evo.selection == "fitness"
+        score = choose and self.evo.selection == "fitness"
         mut_seed = fit_seed = None
         if self.augment is not None:
             mut_seed, fit_seed = self.augment.draw_seed(), self.augment.draw_seed()
@@ -199,7 +199,7 @@ class EGANRecipe(GANRecipe):
                     if own_adam:  # shared with the child's snapshot; both are only replaced
                         self.mutation_adam[mutation] = child[1]
                     fit = (float("nan"),) * 3
-                    if select:
+                    if score:
                         self.D.requires_grad_(True)
                         fit = self._fitness(x_fit, y_fit, z_fit, fit_seed)
                         self.D.requires_grad_(False)
@@ -207,7 +207,7 @@ class EGANRecipe(GANRecipe):
         finally:
             self.D.requires_grad_(True)
         self.candidates = [[c[3], _rounded(c[0])] for c in children]  # in creation order
-        if choose and not select:  # random: the recipe's seeded stream, the same on every rank
+        if choose and not score:  # random: the recipe's seeded stream, the same on every rank
             order = torch.randperm(len(children), generator=self.rng)
             kept = [children[i] for i in order[: self.evo.parents]]
         else:
@@ -217,7 +217,7 @@ class EGANRecipe(GANRecipe):
         self.survivors = [c[3] for c in kept]
         self.fitness = [c[0] for c in kept]
         best = kept[0]
-        if select:
+        if score:
             logs |= {"fitness": torch.tensor(best[0]), "fitness_quality": torch.tensor(best[1]),
                      "fitness_diversity": torch.tensor(best[2])}
         for mutation in self.evo.mutations:  # window means = how often each mutation won
