@@ -46,6 +46,15 @@ WIDE: dict[str, Any] = {
 # the grid's points standardized (std 2.8 -> 1, so the modes sit at +-1.4), 24k steps,
 # with pairs of samples packed into D's input (PacGAN2): the base of the grid's variants
 WIDE_STD_PACGAN2: dict[str, Any] = {**WIDE, "standardize": True, "pack": 2, "steps": 24000}
+# The E-GAN authors' toy settings (their Theano train_toy_25G.py): G and D 3 x 512, z of 2
+# (normal here, uniform there), batch 64, one D step per G step, no R1, no EMA, Adam 1e-4
+# with beta1 0.5 for G and 0 for D, the grid scaled to std 1; constant learning rates.
+EGAN_TOY: dict[str, Any] = {
+    "model_options": {"g_hidden": 512, "d_hidden": 512, "z_dim": 2},
+    "batch_size": 64, "n_critic": 1, "r1_gamma": 0.0, "ema_kimg": 0.0, "standardize": True,
+    "g_optim": {"lr": 1e-4, "betas": [0.5, 0.999]}, "d_optim": {"lr": 1e-4, "betas": [0.0, 0.999]},
+    "steps": 10000,
+}
 CONFIGS: dict[str, dict[str, Any]] = {
     "gan": {},
     "egan": {"recipe": "egan"},
@@ -73,6 +82,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "egan-random": {"recipe": "egan", "egan": {"selection": "random"}},
     "egan-random-adam-mutation": {"recipe": "egan",
                                   "egan": {"selection": "random", "adam_state": "mutation"}},
+    # E-GAN and its baselines at the authors' toy settings (10,000 steps)
+    "toy-egan": {**EGAN_TOY, "recipe": "egan", "egan": {"adam_state": "mutation"}},
+    "toy-egan-minimax": {**EGAN_TOY, "recipe": "egan", "egan": {"mutations": ["minimax"]}},
+    "toy-egan-nonsaturating": {**EGAN_TOY, "recipe": "egan",
+                               "egan": {"mutations": ["nonsaturating"]}},
+    "toy-egan-lsgan": {**EGAN_TOY, "recipe": "egan", "egan": {"mutations": ["lsgan"]}},
 }
 # the best configuration per mixture (docs/benchmarks.md): the ring's chosen in single-seed
 # probes, the grid's among full 10-trial rows
