@@ -7,9 +7,13 @@ trained ``--trials`` times (trial t: seed t, data_seed t) and reported as mean +
 standard error, beside the published numbers. Rows are written to the JSON as they
 finish, beside the rows already there: a (data, config, trial) that runs again replaces
 its row when its new one arrives, and ``--resume`` skips the ones already there.
+``--milestones`` scores each run at several points of one training (resumed between
+them), for configurations with constant learning rates.
 
     .venv/bin/python benchmarks/modes.py                      # everything, 10 trials
     .venv/bin/python benchmarks/modes.py --data grid --configs gan egan --trials 3
+    .venv/bin/python benchmarks/modes.py --data grid --configs toy-egan --trial-ids 0 \
+        --milestones 2000 10000 50000 --json /tmp/egan_trajectory.json
 """
 
 from __future__ import annotations
@@ -102,30 +106,45 @@ PUBLISHED: dict[tuple[str, str], tuple[float, ...]] = {
 }
 
 
-def run_trial(job: tuple[str, str, int, int | None]) -> dict[str, Any]:
-    """Train one configuration once and score 2,500 samples (runs in a worker)."""
+def run_trial(job: tuple[str, str, int, int | None, tuple[int, ...]]) -> dict[str, Any]:
+    """Train one configuration once and score 2,500 samples (runs in a worker).
+
+    With milestones, the run is scored at each milestone on its way (it trains to the
+    first, then resumes to each next one) and the row's own numbers are the last one's.
+    """
     import torch
 
     import ganforge as gf
-    from ganforge.data import MIXTURE_STD, mixture_centers
-    from ganforge.metrics import mode_stats
 
-    data, name, trial, steps = job
+    data, name, trial, steps, milestones = job
     torch.set_num_threads(1)
     cfg = {**BASE, **CONFIGS[name], "data": data, "seed": trial, "data_seed": trial}
     cfg["steps"] = steps or CONFIGS[name].get("steps") or STEPS[data]
+    stops = list(milestones) or [cfg["steps"]]
     started = time.perf_counter()
+    points = []
     with tempfile.TemporaryDirectory() as out:
-        run = gf.train(cfg, out=out)
-        generator = run.load_generator()
-        # mode statistics measure distances in the data's units
-        samples = generator.sample(2500, seed=10_000 + trial, units="data")
-        survivors = {k.removeprefix("survivor_"): v for k, v in run.metrics[-1].items()
-                     if k.startswith("survivor_")}
+        run = gf.train({**cfg, "steps": stops[0]}, out=out)
+        for stop in stops:
+            if run.step < stop:
+                run = gf.resume(run.dir, steps=stop)
+            points.append({"steps": stop, **_score(run, data, trial),
+                           "train_s": round(time.perf_counter() - started, 1)})
+    row = {"data": data, "config": name, "trial": trial, **points[-1]}
+    return row | ({"milestones": points} if milestones else {})
+
+
+def _score(run: Any, data: str, trial: int) -> dict[str, Any]:
+    """Mode statistics of 2,500 samples of the run's generator, and the last survivors."""
+    from ganforge.data import MIXTURE_STD, mixture_centers
+    from ganforge.metrics import mode_stats
+
+    # mode statistics measure distances in the data's units
+    samples = run.load_generator().sample(2500, seed=10_000 + trial, units="data")
+    survivors = {k.removeprefix("survivor_"): v for k, v in run.metrics[-1].items()
+                 if k.startswith("survivor_")}
     stats = mode_stats(samples, mixture_centers(data), MIXTURE_STD[data])
-    return {"data": data, "config": name, "trial": trial, "steps": cfg["steps"],
-            **stats.as_dict(), "train_s": round(time.perf_counter() - started, 1),
-            **({"last_survivors": survivors} if survivors else {})}
+    return {**stats.as_dict(), **({"last_survivors": survivors} if survivors else {})}
 
 
 def _key(row: dict[str, Any]) -> tuple[str, str, int]:
@@ -209,18 +228,31 @@ def main() -> None:
     ap.add_argument("--trial-ids", type=int, nargs="+", default=None,
                     help="run these trials, in this order (default: 0 .. --trials - 1)")
     ap.add_argument("--steps", type=int, default=None, help="override the steps per run")
+    ap.add_argument("--milestones", type=int, nargs="+", default=[],
+                    help="score each run at these steps on its way (rising; the last one "
+                         "is the run's length and replaces --steps; constant learning rates "
+                         "only); the row keeps every point under 'milestones'")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/modes.json"))
     ap.add_argument("--resume", action="store_true",
                     help="skip the trials that already have a row in --json (without it "
                          "they run again and their rows are replaced)")
     args = ap.parse_args()
+    if args.milestones and (sorted(set(args.milestones)) != args.milestones
+                            or args.milestones[0] < 1):
+        ap.error(f"--milestones must rise strictly from at least 1; got {args.milestones}")
+    names = {name for data in args.data for name in args.configs or DEFAULT_CONFIGS[data]}
+    scheduled = sorted(n for n in names if CONFIGS[n].get("lr_schedule", "constant") != "constant")
+    if args.milestones and scheduled:
+        ap.error(f"--milestones needs constant learning rates, but {scheduled} decay theirs "
+                 "over the run's length; leave those configurations out")
     # every row already in the JSON is kept until a new row for its trial replaces it
     rows: list[dict[str, Any]] = (json.loads(args.json.read_text())["rows"]
                                   if args.json.exists() else [])
     done = {_key(r) for r in rows} if args.resume else set()
     trials = args.trial_ids if args.trial_ids is not None else range(args.trials)
-    jobs = [(data, name, t, args.steps) for data in args.data
+    steps = args.milestones[-1] if args.milestones else args.steps
+    jobs = [(data, name, t, steps, tuple(args.milestones)) for data in args.data
             for name in (args.configs or DEFAULT_CONFIGS[data]) for t in trials
             if (data, name, t) not in done]
     args.json.parent.mkdir(parents=True, exist_ok=True)
