@@ -219,6 +219,25 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def milestone_table(rows: list[dict[str, Any]]) -> str:
+    """Modes captured at each milestone: one column per (data, config), trials joined by /."""
+    runs = [r for r in rows if "milestones" in r]
+    columns = sorted({(r["data"], r["config"]) for r in runs},
+                     key=lambda c: (c[0], list(CONFIGS).index(c[1])))
+    steps = sorted({m["steps"] for r in runs for m in r["milestones"]})
+    lines = ["| steps | " + " | ".join(f"{d} {c}" for d, c in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for step in steps:
+        cells = []
+        for data, name in columns:
+            trials = sorted((r for r in runs if (r["data"], r["config"]) == (data, name)),
+                            key=lambda r: r["trial"])
+            cells.append(" / ".join(next((str(m["modes_captured"]) for m in r["milestones"]
+                                          if m["steps"] == step), "–") for r in trials))
+        lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])
@@ -264,6 +283,9 @@ def main() -> None:
     summary = summarize(rows)
     print_table(summary)
     print("\n" + markdown_table(summary))
+    if any("milestones" in r for r in rows):
+        print("\nModes captured at each milestone (trials in order, joined by /):\n")
+        print(milestone_table(rows))
     _write(args.json, rows, summary)
 
 
