@@ -5,8 +5,10 @@ training points; 2,500 generated samples; high quality = within 3 std of the nea
 mode; a mode is captured when it has one high-quality sample). Every configuration is
 trained ``--trials`` times (trial t: seed t, data_seed t) and reported as mean +-
 standard error, beside the published numbers. Rows are written to the JSON as they
-finish, beside the rows already there: a (data, config, trial) that runs again replaces
-its row when its new one arrives, and ``--resume`` skips the ones already there.
+finish, beside the rows already there: a (data, config, steps, trial) that runs again
+replaces its row when its new one arrives, and ``--resume`` skips the ones already there.
+Runs of one configuration at other lengths (``--steps``) keep their own rows and their own
+line of the summary.
 ``--milestones`` scores each run at several points of one training (resumed between
 them), for configurations with constant learning rates.
 
@@ -25,6 +27,7 @@ import multiprocessing as mp
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +122,7 @@ def run_trial(job: tuple[str, str, int, int | None, tuple[int, ...]]) -> dict[st
     data, name, trial, steps, milestones = job
     torch.set_num_threads(1)
     cfg = {**BASE, **CONFIGS[name], "data": data, "seed": trial, "data_seed": trial}
-    cfg["steps"] = steps or CONFIGS[name].get("steps") or STEPS[data]
+    cfg["steps"] = run_length(data, name, steps)
     stops = list(milestones) or [cfg["steps"]]
     started = time.perf_counter()
     points = []
@@ -147,9 +150,21 @@ def _score(run: Any, data: str, trial: int) -> dict[str, Any]:
     return {**stats.as_dict(), **({"last_survivors": survivors} if survivors else {})}
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, int]:
-    """The (data, config, trial) a row belongs to."""
-    return row["data"], row["config"], row["trial"]
+def run_length(data: str, name: str, steps: int | None = None) -> int:
+    """The steps a run trains: ``steps`` if given, else the configuration's, else the
+    mixture's default."""
+    return steps or CONFIGS[name].get("steps") or STEPS[data]
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str, int, int]:
+    """The (data, config, steps, trial) a row belongs to."""
+    return row["data"], row["config"], row["steps"], row["trial"]
+
+
+def merge_row(rows: list[dict[str, Any]], row: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rows`` with ``row`` added, replacing the earlier row of the same run (same data,
+    configuration, length and trial); rows of other lengths are kept."""
+    return [r for r in rows if _key(r) != _key(row)] + [row]
 
 
 def _write(path: Path, rows: list[dict[str, Any]],
@@ -169,32 +184,42 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard error per (data, config), in CONFIGS order."""
+    """Mean and standard error per (data, config, steps), in CONFIGS order and then by
+    length: trials of different lengths are never pooled."""
     out = []
     for data in ("ring", "grid"):
         for name in CONFIGS:
-            sel = [r for r in rows if r["data"] == data and r["config"] == name]
-            if not sel:
-                continue
-            modes = _mean_se([r["modes_captured"] for r in sel])
-            hq = _mean_se([100 * r["high_quality"] for r in sel])
-            rkl = _mean_se([r["reverse_kl"] for r in sel])
-            out.append({"data": data, "config": name, "trials": len(sel),
-                        "modes": modes, "high_quality_pct": hq, "reverse_kl": rkl,
-                        "infinite_kl": sum(not math.isfinite(r["reverse_kl"]) for r in sel),
-                        "train_s": statistics.mean(r["train_s"] for r in sel),
-                        "published": PUBLISHED.get((data, name))})
+            lengths = sorted({r["steps"] for r in rows
+                              if r["data"] == data and r["config"] == name})
+            for steps in lengths:
+                out.append(_summary_line(rows, data, name, steps))
     return out
 
 
+def _summary_line(rows: list[dict[str, Any]], data: str, name: str,
+                  steps: int) -> dict[str, Any]:
+    """The mean and standard error of one (data, config, steps)."""
+    sel = [r for r in rows
+           if (r["data"], r["config"], r["steps"]) == (data, name, steps)]
+    modes = _mean_se([r["modes_captured"] for r in sel])
+    hq = _mean_se([100 * r["high_quality"] for r in sel])
+    rkl = _mean_se([r["reverse_kl"] for r in sel])
+    return {"data": data, "config": name, "steps": steps, "trials": len(sel),
+            "modes": modes, "high_quality_pct": hq, "reverse_kl": rkl,
+            "infinite_kl": sum(not math.isfinite(r["reverse_kl"]) for r in sel),
+            "train_s": statistics.mean(r["train_s"] for r in sel),
+            "published": PUBLISHED.get((data, name))}
+
+
 def print_table(summary: list[dict[str, Any]]) -> None:
-    print(f"\n{'data':<5} {'config':<22} {'n':>3} {'modes':>12} {'high quality %':>15} "
-          f"{'reverse KL':>13} {'s/trial':>8}   published (PacGAN Table 1)")
+    print(f"\n{'data':<5} {'config':<26} {'steps':>6} {'n':>3} {'modes':>12} "
+          f"{'high quality %':>15} {'reverse KL':>13} {'s/trial':>8}   "
+          "published (PacGAN Table 1)")
     for s in summary:
         pub = s["published"]
         ref = (f"{pub[0]} ± {pub[1]}, {pub[2]} ± {pub[3]}%, {pub[4]} ± {pub[5]}"
                if pub else "")
-        print(f"{s['data']:<5} {s['config']:<22} {s['trials']:>3} "
+        print(f"{s['data']:<5} {s['config']:<26} {s['steps']:>6} {s['trials']:>3} "
               f"{s['modes'][0]:>6.1f} ± {s['modes'][1]:<3.1f} "
               f"{s['high_quality_pct'][0]:>8.1f} ± {s['high_quality_pct'][1]:<4.1f} "
               f"{s['reverse_kl'][0]:>6.3f} ± {s['reverse_kl'][1]:<4.3f} "
@@ -203,34 +228,37 @@ def print_table(summary: list[dict[str, Any]]) -> None:
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
     """The table of docs/benchmarks.md: ours beside the published row of the same name."""
-    lines = ["| data | configuration | trials | modes | high quality % | reverse KL | "
-             "s / trial |", "|---|---|---|---|---|---|---|"]
+    lines = ["| data | configuration | steps | trials | modes | high quality % | reverse KL | "
+             "s / trial |", "|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['data']} | {s['config']} | {s['trials']} | "
+        lines.append(f"| {s['data']} | {s['config']} | {s['steps']:,} | {s['trials']} | "
                      f"{s['modes'][0]:.1f} ± {s['modes'][1]:.1f} | "
                      f"{s['high_quality_pct'][0]:.1f} ± {s['high_quality_pct'][1]:.1f} | "
                      f"{s['reverse_kl'][0]:.2f} ± {s['reverse_kl'][1]:.2f} | "
                      f"{s['train_s']:.0f} |")
         if s["published"]:
             p = s["published"]
-            lines.append(f"| {s['data']} | *{s['config']}, PacGAN paper* | 10 | "
+            lines.append(f"| {s['data']} | *{s['config']}, PacGAN paper* | | 10 | "
                          f"*{p[0]} ± {p[1]}* | *{p[2]} ± {p[3]}* | *{p[4]:.2f} ± {p[5]:.2f}* "
                          "| |")
     return "\n".join(lines)
 
 
 def milestone_table(rows: list[dict[str, Any]]) -> str:
-    """Modes captured at each milestone: one column per (data, config), trials joined by /."""
+    """Modes captured at each milestone: one column per (data, config, length), trials
+    joined by /; a column's heading names its length only where one configuration has
+    milestone runs of several lengths."""
     runs = [r for r in rows if "milestones" in r]
-    columns = sorted({(r["data"], r["config"]) for r in runs},
-                     key=lambda c: (c[0], list(CONFIGS).index(c[1])))
+    columns = sorted({(r["data"], r["config"], r["steps"]) for r in runs},
+                     key=lambda c: (c[0], list(CONFIGS).index(c[1]), c[2]))
+    lengths = Counter((d, c) for d, c, _ in columns)
     steps = sorted({m["steps"] for r in runs for m in r["milestones"]})
-    lines = ["| steps | " + " | ".join(f"{d} {c}" for d, c in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+    heads = [f"{d} {c}" + (f" (to {n:,})" if lengths[d, c] > 1 else "") for d, c, n in columns]
+    lines = ["| steps | " + " | ".join(heads) + " |", "|---|" + "---|" * len(columns)]
     for step in steps:
         cells = []
-        for data, name in columns:
-            trials = sorted((r for r in runs if (r["data"], r["config"]) == (data, name)),
+        for column in columns:
+            trials = sorted((r for r in runs if (r["data"], r["config"], r["steps"]) == column),
                             key=lambda r: r["trial"])
             cells.append(" / ".join(next((str(m["modes_captured"]) for m in r["milestones"]
                                           if m["steps"] == step), "–") for r in trials))
@@ -254,8 +282,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/modes.json"))
     ap.add_argument("--resume", action="store_true",
-                    help="skip the trials that already have a row in --json (without it "
-                         "they run again and their rows are replaced)")
+                    help="skip the trials that already have a row of the same length in "
+                         "--json (without it they run again and their rows are replaced)")
     args = ap.parse_args()
     if args.milestones and (sorted(set(args.milestones)) != args.milestones
                             or args.milestones[0] < 1):
@@ -265,7 +293,7 @@ def main() -> None:
     if args.milestones and scheduled:
         ap.error(f"--milestones needs constant learning rates, but {scheduled} decay theirs "
                  "over the run's length; leave those configurations out")
-    # every row already in the JSON is kept until a new row for its trial replaces it
+    # every row already in the JSON is kept until a new row of the same run replaces it
     rows: list[dict[str, Any]] = (json.loads(args.json.read_text())["rows"]
                                   if args.json.exists() else [])
     done = {_key(r) for r in rows} if args.resume else set()
@@ -273,11 +301,11 @@ def main() -> None:
     steps = args.milestones[-1] if args.milestones else args.steps
     jobs = [(data, name, t, steps, tuple(args.milestones)) for data in args.data
             for name in (args.configs or DEFAULT_CONFIGS[data]) for t in trials
-            if (data, name, t) not in done]
+            if (data, name, run_length(data, name, steps), t) not in done]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for row in pool.imap_unordered(run_trial, jobs):
-            rows = [r for r in rows if _key(r) != _key(row)] + [row]
+            rows = merge_row(rows, row)
             print(json.dumps(row), flush=True)
             _write(args.json, rows)
     summary = summarize(rows)
