@@ -186,21 +186,18 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard error per (data, config, steps), in CONFIGS order and then by
     length: trials of different lengths are never pooled."""
-    out = []
-    for data in ("ring", "grid"):
-        for name in CONFIGS:
-            lengths = sorted({r["steps"] for r in rows
-                              if r["data"] == data and r["config"] == name})
-            for steps in lengths:
-                out.append(_summary_line(rows, data, name, steps))
-    return out
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["data"], r["config"], r["steps"]), []).append(r)
+    order = {name: i for i, name in enumerate(CONFIGS)}
+    keys = sorted(groups, key=lambda k: (("ring", "grid").index(k[0]),
+                                         order.get(k[1], len(order)), k[1], k[2]))
+    return [_summary_line(groups[k], *k) for k in keys]
 
 
-def _summary_line(rows: list[dict[str, Any]], data: str, name: str,
+def _summary_line(sel: list[dict[str, Any]], data: str, name: str,
                   steps: int) -> dict[str, Any]:
-    """The mean and standard error of one (data, config, steps)."""
-    sel = [r for r in rows
-           if (r["data"], r["config"], r["steps"]) == (data, name, steps)]
+    """The mean and standard error of the trials of one (data, config, steps)."""
     modes = _mean_se([r["modes_captured"] for r in sel])
     hq = _mean_se([100 * r["high_quality"] for r in sel])
     rkl = _mean_se([r["reverse_kl"] for r in sel])
