@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -186,13 +187,25 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard error per (data, config, steps), in CONFIGS order and then by
     length: trials of different lengths are never pooled."""
+    groups = _by_run(rows)
+    return [_summary_line(groups[k], *k) for k in sorted(groups, key=_run_order)]
+
+
+def _by_run(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
+    """``rows`` grouped by (data, config, steps), each group in the rows' order."""
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["data"], r["config"], r["steps"]), []).append(r)
-    order = {name: i for i, name in enumerate(CONFIGS)}
-    keys = sorted(groups, key=lambda k: (("ring", "grid").index(k[0]),
-                                         order.get(k[1], len(order)), k[1], k[2]))
-    return [_summary_line(groups[k], *k) for k in keys]
+    return groups
+
+
+def _run_order(run: tuple[str, str, int]) -> tuple[int, int, str, int]:
+    """Sort key of a (data, config, steps): ring before grid, configurations in CONFIGS
+    order (ones no longer there last, by name), then by length."""
+    data, name, steps = run
+    configs = list(CONFIGS)
+    rank = configs.index(name) if name in CONFIGS else len(configs)
+    return ("ring", "grid").index(data), rank, name, steps
 
 
 def _summary_line(sel: list[dict[str, Any]], data: str, name: str,
@@ -245,20 +258,16 @@ def milestone_table(rows: list[dict[str, Any]]) -> str:
     """Modes captured at each milestone: one column per (data, config, length), trials
     joined by /; a column's heading names its length only where one configuration has
     milestone runs of several lengths."""
-    runs = [r for r in rows if "milestones" in r]
-    columns = sorted({(r["data"], r["config"], r["steps"]) for r in runs},
-                     key=lambda c: (c[0], list(CONFIGS).index(c[1]), c[2]))
+    groups = _by_run(sorted((r for r in rows if "milestones" in r), key=lambda r: r["trial"]))
+    columns = sorted(groups, key=_run_order)
     lengths = Counter((d, c) for d, c, _ in columns)
-    steps = sorted({m["steps"] for r in runs for m in r["milestones"]})
     heads = [f"{d} {c}" + (f" (to {n:,})" if lengths[d, c] > 1 else "") for d, c, n in columns]
     lines = ["| steps | " + " | ".join(heads) + " |", "|---|" + "---|" * len(columns)]
-    for step in steps:
-        cells = []
-        for column in columns:
-            trials = sorted((r for r in runs if (r["data"], r["config"], r["steps"]) == column),
-                            key=lambda r: r["trial"])
-            cells.append(" / ".join(next((str(m["modes_captured"]) for m in r["milestones"]
-                                          if m["steps"] == step), "–") for r in trials))
+    # modes captured per column, trial and milestone
+    scores = [[{m["steps"]: m["modes_captured"] for m in r["milestones"]} for r in groups[c]]
+              for c in columns]
+    for step in sorted({s for column in scores for trial in column for s in trial}):
+        cells = [" / ".join(str(trial.get(step, "–")) for trial in column) for column in scores]
         lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

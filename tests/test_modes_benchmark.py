@@ -94,3 +94,16 @@ def test_resume_skips_only_runs_of_the_same_length(modes, tmp_path, monkeypatch)
     kept = json.loads(path.read_text())
     assert sorted(r["steps"] for r in kept["rows"]) == [2000, 10000]
     assert [(s["steps"], s["trials"]) for s in kept["summary"]] == [(2000, 1), (10000, 1)]
+
+
+def test_tables_keep_configurations_no_longer_defined(modes):
+    """Rows of a retired configuration sort last in both tables instead of failing."""
+    retired = {**_row("retired-config", 2000, 0, 7),
+               "milestones": [{"steps": 2000, "modes_captured": 7}]}
+    current = {**_row("toy-egan", 2000, 0, 20),
+               "milestones": [{"steps": 2000, "modes_captured": 20}]}
+    assert [s["config"] for s in modes.summarize([retired, current])] == ["toy-egan",
+                                                                         "retired-config"]
+    table = modes.milestone_table([retired, current])
+    assert table.splitlines()[0] == "| steps | grid toy-egan | grid retired-config |"
+    assert "| 2,000 | 20 | 7 |" in table
